@@ -1,0 +1,17 @@
+/* cipc.h -- the umbrella header: includes every public cipc header.
+ *
+ * Anything not declared under include/cipc/ is not public API. Link with
+ * `pkg-config --cflags --libs cipc`. */
+#ifndef CIPC_H
+#define CIPC_H
+
+#include "cipc/buf.h"
+#include "cipc/error.h"
+#include "cipc/http_client.h"
+#include "cipc/log.h"
+#include "cipc/loop.h"
+#include "cipc/retry.h"
+#include "cipc/time.h"
+#include "cipc/url.h"
+
+#endif

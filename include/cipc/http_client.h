@@ -49,7 +49,7 @@ extern "C" {
 typedef struct cipc_session cipc_session;
 typedef struct cipc_client cipc_client;
 typedef struct cipc_response cipc_response;
-typedef struct cipc_request cipc_request;
+typedef struct cipc_req cipc_req; /* a pending async request (cipc_client_request) */
 
 /* A key/value pair for query parameters, headers and forms. Arrays of them end with a
  * {NULL, NULL} entry. */
@@ -256,14 +256,14 @@ CIPC_API const char *cipc_client_errmsg(const cipc_client *c);
  * never called). */
 CIPC_API int cipc_client_request(cipc_client *c, const char *method, const char *url,
                                  const cipc_request_opts *opts, cipc_response_cb cb, void *ud,
-                                 cipc_request **req_out);
+                                 cipc_req **req_out);
 
 /* Shorthand for a GET. */
 CIPC_API int cipc_client_get(cipc_client *c, const char *url, cipc_response_cb cb, void *ud);
 
 /* Cancel a pending request: its callback runs with CIPC_ECANCELED before this returns.
  * Returns 0, or -EINVAL if `req` is NULL. */
-CIPC_API int cipc_request_cancel(cipc_request *req);
+CIPC_API int cipc_request_cancel(cipc_req *req);
 
 /* Requests started and not yet completed. */
 CIPC_API size_t cipc_client_pending(const cipc_client *c);

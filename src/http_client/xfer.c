@@ -431,16 +431,14 @@ int cipc__xfer_prepare(struct xfer *x, struct http_cfg *cfg, struct errbox *err,
     memset(x, 0, sizeof *x);
     x->cfg = cfg;
     x->err = err;
-    if (!method)
-        method = "GET";
-    if (!valid_token(method) || strlen(method) >= sizeof x->method) {
-        cipc__errbox_set(err, "invalid HTTP method '%.40s'", method);
+    if (!method || !valid_token(method) || strlen(method) >= sizeof x->method) {
+        cipc__errbox_set(err, "invalid HTTP method '%.40s'", method ? method : "(null)");
         return -EINVAL;
     }
     strcpy(x->method, method);
     if (!url) {
         cipc__errbox_set(err, "no URL given");
-        return CIPC_EURL;
+        return -EINVAL;
     }
     int kinds = (o.body != NULL || o.body_len > 0) + (o.json != NULL) + (o.form != NULL) +
                 (o.upload_path != NULL);
@@ -750,8 +748,13 @@ static int map_curl_error(struct xfer *x, CURLcode res)
         curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &os_errno);
         return os_errno > 0 ? -(int)os_errno : CIPC_ECONNECT;
     case CURLE_OPERATION_TIMEDOUT:
+        /* Name the limit that fired: the connect timeout only if the connection never
+         * came up and it is the shorter of the two. */
         curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
-        return connect_us == 0 ? CIPC_ECONNTIMEOUT : CIPC_ETIMEOUT;
+        if (connect_us == 0 && x->connect_timeout_ms > 0 &&
+            (x->timeout_ms == 0 || x->connect_timeout_ms < x->timeout_ms))
+            return CIPC_ECONNTIMEOUT;
+        return CIPC_ETIMEOUT;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_ISSUER_ERROR:

@@ -15,6 +15,14 @@
  * literals are rejected with CIPC_EURL. Scheme and host are not case-folded (compare
  * them case-insensitively).
  *
+ * Stricter or more precise than RFC 3986 in a few places, as curl and browsers read URLs:
+ * a host made only of digits and dots must be a valid dotted quad (01.2.3.4, 1.2.3,
+ * 256.1.1.1 and 123 are rejected); an authority must have a non-empty host (so
+ * "file:///etc/hosts" is rejected); IPvFuture ("[v1.x]") and IPv6 zone IDs ("%25eth0")
+ * are rejected; an empty port ("http://h:/") is rejected, leading zeros are accepted
+ * ("0080" is 80). Absent parts are {0, 0}; the path is always set, possibly empty.
+ * On error *out is left untouched.
+ *
  * Threading: all functions are thread-safe (pure functions of their arguments). */
 #ifndef CIPC_URL_H
 #define CIPC_URL_H
@@ -72,7 +80,7 @@ typedef struct cipc_url_parser {
 
 CIPC_API void cipc_url_parser_init(cipc_url_parser *p);
 
-/* Feed the next `len` bytes. Returns 0, or CIPC_EURL as soon as no continuation can make
+/* Feed the next `len` bytes (a NULL chunk with len > 0 is an error). Returns 0, or CIPC_EURL as soon as no continuation can make
  * the input a valid URL (the error sticks: later calls return it too). */
 CIPC_API int cipc_url_parser_feed(cipc_url_parser *p, const char *chunk, size_t len);
 
@@ -100,7 +108,7 @@ CIPC_API int cipc_url_decode(const char *s, size_t len, unsigned flags, cipc_buf
 /* Iterate over the `&`-separated pairs of a query string q[0..len). Start with *pos = 0;
  * each call returns 1 and sets the raw (still encoded) key and value views (value.len is
  * 0 and value.off == key.off + key.len when there is no '='), or 0 when done. Empty pairs
- * ("a=1&&b=2") are skipped. */
+ * ("a=1&&b=2") are skipped; "=x" gives an empty key. */
 CIPC_API int cipc_url_query_next(const char *q, size_t len, size_t *pos, cipc_url_part *key,
                                  cipc_url_part *value);
 

@@ -136,9 +136,13 @@ static int hms(const char **p, struct tm *tm)
     return 0;
 }
 
-static int valid_tm(const struct tm *tm)
+/* Check the fields before timegm(), which would silently normalise "Feb 30" to Mar 2. */
+static int valid_tm(const struct tm *tm, int year)
 {
     static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    if (tm->tm_mon == 1 && tm->tm_mday == 29 && !leap)
+        return 0;
     return tm->tm_mday >= 1 && tm->tm_mday <= mdays[tm->tm_mon] && tm->tm_hour <= 23 &&
            tm->tm_min <= 59 && tm->tm_sec <= 60;
 }
@@ -188,7 +192,7 @@ int cipc_http_date_parse(const char *s, int64_t *epoch_ms)
     } else {
         return CIPC_EPROTO;
     }
-    if (*p != '\0' || !valid_tm(&tm))
+    if (*p != '\0' || !valid_tm(&tm, year))
         return CIPC_EPROTO;
     tm.tm_year = year - 1900;
     time_t t = timegm(&tm);

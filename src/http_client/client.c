@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "cipc/time.h"
@@ -29,6 +30,9 @@ struct req_list {
 struct sockctx {
     uv_poll_t poll;
     curl_socket_t fd;
+    int events; /* what the poll watches now */
+    int idle;   /* curl said REMOVE: the connection sits in its cache; the watcher is
+                   kept (stopped at its next event) until curl closes the fd */
     cipc_client *c;
     struct sockctx *prev, *next;
 };
@@ -88,6 +92,8 @@ static struct req_list *list_of(cipc_client *c, cipc_req *r)
     return r->state == REQ_QUEUED ? &c->queued : r->state == REQ_ACTIVE ? &c->active : &c->backoff;
 }
 
+static int on_close_socket(void *clientp, curl_socket_t fd);
+
 /* --- easy handle pool ---------------------------------------------------------------- */
 
 static CURL *easy_get(cipc_client *c)
@@ -98,6 +104,10 @@ static CURL *easy_get(cipc_client *c)
     if (e && cipc__easy_setup(e, &c->cfg, c->share) < 0) {
         curl_easy_cleanup(e);
         e = NULL;
+    }
+    if (e) {
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
     }
     return e;
 }
@@ -149,7 +159,8 @@ static void complete(cipc_req *r, int rc)
  * in no list and the caller completes or drops it). */
 static int start(cipc_client *c, cipc_req *r)
 {
-    r->x.easy = easy_get(c);
+    if (!r->x.easy)
+        r->x.easy = easy_get(c);
     if (!r->x.easy)
         return -ENOMEM;
     int rc = cipc__xfer_arm(&r->x);
@@ -189,6 +200,21 @@ static void transfer_done(cipc_client *c, cipc_req *r, CURLcode res)
     list_remove(&c->active, r);
     c->n_active--;
     int rc = cipc__xfer_result(&r->x, res);
+    if (rc == 0 && !c->closing) {
+        int follow = cipc__xfer_redirect(&r->x);
+        if (follow > 0) {
+            /* The next hop goes straight back on the same easy handle. */
+            cipc__xfer_end_attempt(&r->x);
+            follow = start(c, r);
+            if (follow == 0)
+                return;
+        }
+        if (follow < 0) {
+            cipc__xfer_end_attempt(&r->x);
+            complete(r, follow);
+            return;
+        }
+    }
     int64_t delay = cipc__xfer_retry_delay(&r->x, rc);
     if (delay < 0 || c->closing) {
         complete(r, rc);
@@ -249,6 +275,11 @@ static void on_poll(uv_poll_t *p, int status, int events)
 {
     struct sockctx *s = (struct sockctx *)p;
     cipc_client *c = s->c;
+    if (s->idle) {
+        uv_poll_stop(&s->poll);
+        s->events = 0;
+        return;
+    }
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -267,12 +298,20 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
     struct sockctx *s = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (s) {
-            uv_poll_stop(&s->poll);
-            sock_unlink(c, s);
+            s->idle = 1;
             curl_multi_assign(c->multi, fd, NULL);
-            uv_close((uv_handle_t *)&s->poll, on_handle_closed);
         }
         return 0;
+    }
+    if (!s) {
+        for (struct sockctx *i = c->socks; i; i = i->next) {
+            if (i->fd == fd) {
+                s = i;
+                break;
+            }
+        }
+        if (s)
+            curl_multi_assign(c->multi, fd, s);
     }
     if (!s) {
         s = calloc(1, sizeof *s);
@@ -297,8 +336,30 @@ static int on_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *soc
         ev |= UV_READABLE;
     if (what & CURL_POLL_OUT)
         ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, on_poll);
+    s->idle = 0;
+    if (ev != s->events) {
+        uv_poll_start(&s->poll, ev, on_poll);
+        s->events = ev;
+    }
     return 0;
+}
+
+/* curl is about to close a socket (a cached connection dies or the multi handle is
+ * cleaned up): close its watcher first, then the fd, so a reused fd number never meets a
+ * stale watcher. Keeping watchers across CURL_POLL_REMOVE saves a poll init, an epoll
+ * ADD/DEL pair and an ioctl per request on a kept-alive connection. */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+    cipc_client *c = clientp;
+    for (struct sockctx *s = c->socks; s; s = s->next) {
+        if (s->fd == fd) {
+            uv_poll_stop(&s->poll);
+            sock_unlink(c, s);
+            uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+            break;
+        }
+    }
+    return close(fd);
 }
 
 static void on_curl_timer(uv_timer_t *t)

@@ -82,6 +82,8 @@ struct xfer {
     int retry_mode; /* opts->retry */
     int idempotent;
     int attempt;    /* 1-based attempt number being run */
+    int redirects;  /* redirects followed so far */
+    int64_t elapsed_us; /* time spent in this attempt's hops */
     /* Per-attempt state. */
     cipc_response *resp;       /* being filled; handed out on success */
     int discard_body;          /* body of a response that will be retried */
@@ -108,8 +110,15 @@ int cipc__xfer_arm(struct xfer *x);
  * response, or a negative code (message in x->err). */
 int cipc__xfer_result(struct xfer *x, CURLcode res);
 
-/* After an attempt: the delay in ms before the next attempt, or -1 for "no retry".
- * `rc` is the attempt's result (0 means x->resp is a response to look at). */
+/* After a complete response: if it is a redirect to follow, point the xfer at the next
+ * hop (method, body and credentials as requests does) and return 1; 0 if it is the
+ * final response; CIPC_EREDIRECTS past max_redirects, CIPC_EURL for a bad Location, or
+ * -ENOMEM. */
+int cipc__xfer_redirect(struct xfer *x);
+
+/* After an attempt: the delay in ms before the next attempt (and x->attempt is
+ * advanced), or -1 for "no retry". `rc` is the attempt's result (0 means x->resp is a
+ * response to look at). */
 int64_t cipc__xfer_retry_delay(struct xfer *x, int rc);
 
 /* Close files and drop the attempt's response. Keeps the prepared request. */

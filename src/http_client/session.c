@@ -86,6 +86,17 @@ int cipc_request(cipc_session *s, const char *method, const char *url,
             break;
         CURLcode res = curl_easy_perform(s->easy);
         rc = cipc__xfer_result(&x, res);
+        if (rc == 0) {
+            int follow = cipc__xfer_redirect(&x);
+            if (follow > 0) {
+                cipc__xfer_end_attempt(&x);
+                continue;
+            }
+            if (follow < 0) {
+                rc = follow;
+                break;
+            }
+        }
         int64_t delay = cipc__xfer_retry_delay(&x, rc);
         if (delay < 0)
             break;

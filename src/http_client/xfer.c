@@ -2,6 +2,7 @@
  * headers, body), setting curl's options for each attempt, collecting the response,
  * mapping curl's results to cipc codes, and deciding about retries. Used by both the
  * blocking session (session.c) and the async client (client.c). */
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -524,6 +525,7 @@ int cipc__xfer_prepare(struct xfer *x, struct http_cfg *cfg, struct errbox *err,
     x->max_bytes = o.max_response_bytes ? o.max_response_bytes : cfg->max_response_bytes;
     x->retry_mode = o.retry;
     x->idempotent = method_is_idempotent(x->method);
+    x->attempt = 1;
     return 0;
 }
 
@@ -566,6 +568,21 @@ static int will_retry_status(const struct xfer *x)
     return ra <= lim;
 }
 
+static int is_redirect(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* Will this response be followed (a redirect) or retried? Then its body is not the
+ * caller's: it is neither buffered nor streamed. */
+static int will_discard(const struct xfer *x)
+{
+    if (x->cfg->max_redirects >= 0 && is_redirect(cipc_response_status(x->resp)) &&
+        cipc_response_header(x->resp, "Location"))
+        return 1;
+    return will_retry_status(x);
+}
+
 static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 {
     struct xfer *x = ud;
@@ -584,7 +601,7 @@ static size_t on_write(char *buf, size_t size, size_t n, void *ud)
     struct xfer *x = ud;
     size_t len = size * n;
     if (x->discard_body < 0)
-        x->discard_body = will_retry_status(x);
+        x->discard_body = will_discard(x);
     if (x->discard_body)
         return len;
     if (x->on_body) {
@@ -642,10 +659,9 @@ int cipc__easy_setup(CURL *e, const struct http_cfg *cfg, CURLSH *share)
     SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    if (cfg->max_redirects >= 0) {
-        SETOPT(CURLOPT_FOLLOWLOCATION, 1L);
-        SETOPT(CURLOPT_MAXREDIRS, (long)cfg->max_redirects);
-    }
+    /* Redirects are followed by cipc__xfer_redirect(), not by curl: curl keeps a custom
+     * method (PUT, PATCH, DELETE) across a 303 and drops its body, and cannot apply
+     * requests' rules for which method and headers survive a redirect. */
     SETOPT(CURLOPT_USERAGENT, cfg->user_agent);
     SETOPT(CURLOPT_ACCEPT_ENCODING, "");
     SETOPT(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
@@ -669,7 +685,6 @@ int cipc__xfer_arm(struct xfer *x)
 {
     CURL *e = x->easy;
     const char *bad = NULL;
-    x->attempt++;
     x->stop_reason = STOP_NONE;
     x->discard_body = -1;
     x->curl_err[0] = '\0';
@@ -702,8 +717,9 @@ int cipc__xfer_arm(struct xfer *x)
     SETOPT(CURLOPT_HEADERDATA, x);
     SETOPT(CURLOPT_WRITEDATA, x);
     SETOPT(CURLOPT_READDATA, x);
-    SETOPT(CURLOPT_MAXFILESIZE_LARGE,
-           (curl_off_t)(!x->on_body && !x->download ? x->max_bytes : 0));
+    /* A HEAD response announces a length it does not send: no limit applies to it. */
+    int limited = !x->on_body && !x->download && strcmp(x->method, "HEAD") != 0;
+    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(limited ? x->max_bytes : 0));
     /* Order matters: POSTFIELDS switches the method to POST, HTTPGET back to GET. */
     SETOPT(CURLOPT_POSTFIELDS, (char *)NULL);
     SETOPT(CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -819,15 +835,12 @@ int cipc__xfer_result(struct xfer *x, CURLcode res)
         x->download = NULL;
     }
     if (res == CURLE_OK) {
-        char *eff = NULL;
-        long redirects = 0;
         curl_off_t total_us = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &eff);
-        curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_COUNT, &redirects);
         curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &total_us);
-        if (cipc__response_set_url(x->resp, eff ? eff : x->url) < 0)
+        x->elapsed_us += (int64_t)total_us;
+        if (cipc__response_set_url(x->resp, x->url) < 0)
             return -ENOMEM;
-        cipc__response_set_meta(x->resp, (int)redirects, (int64_t)total_us, x->attempt);
+        cipc__response_set_meta(x->resp, x->redirects, x->elapsed_us, x->attempt);
         return 0;
     }
     int rc = map_curl_error(x, res);
@@ -882,11 +895,121 @@ int64_t cipc__xfer_retry_delay(struct xfer *x, int rc)
             return -1;
     }
     int64_t d = cipc_retry_delay_ms(&x->cfg->retry, x->attempt, ra, &x->cfg->rng);
-    if (d >= 0)
-        cipc_log(CIPC_LOG_INFO, LOG_MODULE, "%s %s: attempt %d failed (%s), retrying in %lld ms",
+    if (d < 0)
+        return -1;
+    cipc_log(CIPC_LOG_INFO, LOG_MODULE, "%s %s: attempt %d failed (%s), retrying in %lld ms",
                  x->method, x->url, x->attempt,
                  rc == 0 ? "retryable status" : cipc_strerror(rc), (long long)d);
+    x->attempt++;
+    x->elapsed_us = 0;
     return d;
+}
+
+/* A new header list without the headers named in `drop` (NULL-terminated). */
+static int filter_headers(struct xfer *x, const char *const *drop)
+{
+    struct curl_slist *out = NULL;
+    for (struct curl_slist *l = x->hlist; l; l = l->next) {
+        int skip = 0;
+        for (size_t i = 0; drop[i]; i++) {
+            size_t n = strlen(drop[i]);
+            if (strncasecmp(l->data, drop[i], n) == 0 && (l->data[n] == ':' || l->data[n] == ';'))
+                skip = 1;
+        }
+        if (skip)
+            continue;
+        struct curl_slist *nl = curl_slist_append(out, l->data);
+        if (!nl) {
+            curl_slist_free_all(out);
+            return -ENOMEM;
+        }
+        out = nl;
+    }
+    curl_slist_free_all(x->hlist);
+    x->hlist = out;
+    return 0;
+}
+
+/* The origin (scheme, host, port) of a URL, for comparing two of them. */
+static void origin_of(const char *url, char *out, size_t size)
+{
+    cipc_url u;
+    out[0] = '\0';
+    if (cipc_url_parse(url, strlen(url), &u) < 0)
+        return;
+    unsigned port = u.port_num;
+    int https = u.scheme.len == 5;
+    if (!(u.flags & CIPC_URL_HAS_PORT))
+        port = https ? 443 : 80;
+    snprintf(out, size, "%s://%.*s:%u", https ? "https" : "http", (int)u.host.len,
+             url + u.host.off, port);
+    for (char *p = out; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+}
+
+int cipc__xfer_redirect(struct xfer *x)
+{
+    int status = cipc_response_status(x->resp);
+    if (x->cfg->max_redirects < 0 || !is_redirect(status))
+        return 0;
+    char *next = NULL;
+    curl_easy_getinfo(x->easy, CURLINFO_REDIRECT_URL, &next);
+    if (!next)
+        return 0;
+    if (x->redirects >= x->cfg->max_redirects) {
+        cipc__errbox_set(x->err, "%s %.300s: too many redirects (limit %d)", x->method, x->url,
+                         x->cfg->max_redirects);
+        return CIPC_EREDIRECTS;
+    }
+    cipc_url u;
+    if (cipc_url_parse(next, strlen(next), &u) < 0 ||
+        !((u.scheme.len == 4 && strncasecmp(next, "http", 4) == 0) ||
+          (u.scheme.len == 5 && strncasecmp(next, "https", 5) == 0))) {
+        cipc__errbox_set(x->err, "%s %.300s: redirect to an invalid or non-HTTP URL '%.300s'",
+                         x->method, x->url, next);
+        return CIPC_EURL;
+    }
+    char *url = strdup(next);
+    if (!url)
+        return -ENOMEM;
+    /* requests' rules (sessions.py rebuild_method): 303 makes anything but HEAD a GET;
+     * so does 302; 301 turns POST into GET; 307 and 308 keep method and body. */
+    int to_get = strcmp(x->method, "HEAD") != 0 &&
+                 (status == 303 || status == 302 || (status == 301 && !strcmp(x->method, "POST")));
+    if (to_get && strcmp(x->method, "GET") != 0) {
+        strcpy(x->method, "GET");
+        x->idempotent = 1;
+        x->has_body = 0;
+        free(x->body);
+        x->body = NULL;
+        x->body_view = NULL;
+        x->body_len = 0;
+        free(x->upload_path);
+        x->upload_path = NULL;
+        static const char *const body_headers[] = {"Content-Type", "Content-Length",
+                                                   "Transfer-Encoding", NULL};
+        if (filter_headers(x, body_headers) < 0) {
+            free(url);
+            return -ENOMEM;
+        }
+    }
+    /* Credentials never follow a redirect to another origin (requests strips
+     * Authorization when the host changes). */
+    char from[300], to[300];
+    origin_of(x->url, from, sizeof from);
+    origin_of(url, to, sizeof to);
+    if (strcmp(from, to) != 0) {
+        static const char *const auth[] = {"Authorization", "Proxy-Authorization", "Cookie",
+                                           NULL};
+        if (filter_headers(x, auth) < 0) {
+            free(url);
+            return -ENOMEM;
+        }
+    }
+    free(x->url);
+    x->url = url;
+    x->redirects++;
+    return 1;
 }
 
 void cipc__xfer_end_attempt(struct xfer *x)

@@ -3,7 +3,9 @@
  * each (and may chain requests); max_concurrency is respected (the peer measures
  * in-flight requests); cancellation is prompt and drops the connection; timeouts and
  * retries behave as in the sync client without blocking other requests; errors arrive
- * with their codes; cipc_client_close cancels everything and cipc_loop_free returns 0. */
+ * with their codes; redirects and cookies work; bodies and opts are copied at the call;
+ * cipc_client_wait/gather return as soon as their requests are done; cipc_client_close
+ * cancels everything (also requests waiting to retry) and cipc_loop_free returns 0. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

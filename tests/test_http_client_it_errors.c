@@ -1,7 +1,8 @@
 /* Proves that each failure gives its specific error and message against a real peer:
  * refused port, bad URLs, DNS failure, CR/LF header injection (rejected, nothing sent),
  * bodies over the limit, servers closing mid-body, total and connect timeouts (within
- * bounds, per session and per request), bad files and bad arguments; and that the
+ * bounds, per session and per request, and which one fired, also on a kept-alive
+ * connection), bad files and bad arguments, HEAD against the body limit; and that the
  * session keeps working afterwards. */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -253,6 +254,17 @@ static void test_timeouts(void)
     cipc_session_free(s);
 }
 
+static void test_timeout_reused(void)
+{
+    cipc_session *s;
+    /* A total timeout on a kept-alive connection is the total one, also when the connect
+     * timeout is the shorter (as with the defaults, 10 s and 30 s). */
+    s = session_with((cipc_session_opts){.timeout_ms = 1000, .connect_timeout_ms = 500});
+    still_works(s); /* opens the connection the next request reuses */
+    expect_timeout(s, "/sleep?ms=5000", NULL, CIPC_ETIMEOUT, 950, 3000);
+    cipc_session_free(s);
+}
+
 /* A listener with a full accept queue: listen(fd, 0) and never accept, then fill the
  * queue with non-blocking connects. Linux then drops new SYNs, so connecting hangs
  * (the kernel retries the SYN after 1 s, 3 s, ...) instead of being refused. */
@@ -363,6 +375,7 @@ int main(void)
     test_connect_timeout();
     test_files();
     test_head_limit();
+    test_timeout_reused();
     peer_stop(&P);
     return 0;
 }

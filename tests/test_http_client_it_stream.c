@@ -2,7 +2,8 @@
  * arrives whole and in order while peak RSS grows by less than 20 MiB; the same into a
  * file with download_path; the buffered-body limit does not apply to streamed bodies;
  * on_body returning non-zero aborts with CIPC_EABORTED; a 20 MiB upload from a file is
- * streamed (hash checked, small RSS growth). */
+ * streamed (hash checked, small RSS growth); only the final body reaches on_body or the
+ * file (not those of redirects or retried attempts). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>

@@ -18,6 +18,15 @@
  * `danger_accept_invalid_certs` is set. Proxies come from the environment
  * (http_proxy, https_proxy, no_proxy) as curl reads them, unless `proxy` is set.
  *
+ * Requests follow requests' rules: a per-request header replaces a session header of
+ * the same name (case-insensitively; a NULL value removes it); redirects (301, 302, 303,
+ * 307, 308) turn POST into GET on 301/302/303 and anything but HEAD into GET on 302/303,
+ * dropping the body, while 307/308 keep method and body; Authorization, Proxy-
+ * Authorization and Cookie headers are not sent to another origin after a redirect.
+ * Only the final response's body reaches on_body or download_path (never a redirect's
+ * or a retried attempt's). With retries, one call can take up to max_attempts times
+ * timeout_ms plus the backoff delays. NULL values in params and form are sent as "".
+ *
  * Errors: calls return 0 or a negative CIPC_E... code (cipc/error.h); the session or
  * client keeps a message about the last failure (cipc_session_errmsg()). The codes
  * the clients produce: CIPC_EURL (bad URL), -EINVAL (bad argument, unknown method),
@@ -79,7 +88,8 @@ typedef struct cipc_session_opts {
     const char *ca_file;        /* PEM bundle to verify servers with; NULL -> system store */
     int danger_accept_invalid_certs; /* 1: do not verify TLS certificates or host names.
                                         Never use outside tests. */
-    size_t max_response_bytes;  /* buffered body limit; 0 -> 64 MiB */
+    size_t max_response_bytes;  /* buffered body limit; 0 -> 64 MiB. Not applied to
+                                   streamed bodies (on_body, download_path) nor to HEAD */
     cipc_retry_policy retry;    /* retry.max_attempts > 1 enables retries of connection
                                    failures, timeouts and 429/502/503/504 */
     int retry_non_idempotent;   /* 1: POST and PATCH are retried too */
@@ -127,8 +137,8 @@ CIPC_API void cipc_session_free(cipc_session *s);
  * Returns 0, CIPC_EHEADER for an invalid name or a value with CR, LF or NUL, or -ENOMEM. */
 CIPC_API int cipc_session_header(cipc_session *s, const char *name, const char *value);
 
-/* The message about the session's last failure ("" if none). A view valid until the
- * next call on the session. */
+/* The message about the session's last failure ("" if none; each request clears it). A
+ * view valid until the next call on the session. */
 CIPC_API const char *cipc_session_errmsg(const cipc_session *s);
 
 /* Perform a request and wait for the response (retrying as configured).
@@ -208,9 +218,11 @@ CIPC_API int64_t cipc_response_elapsed_us(const cipc_response *r);
 /* Attempts made (1 unless retries happened). */
 CIPC_API int cipc_response_attempts(const cipc_response *r);
 
-/* requests' raise_for_status(): returns 0 for statuses below 400, else CIPC_EHTTP with
- * the message "404 Client Error: Not Found for url: http://..." (5xx: "Server Error")
- * in cipc_response_errmsg() and, for responses from a session, cipc_session_errmsg(). */
+/* requests' raise_for_status(): returns 0 for statuses below 400 (and 600 or above),
+ * else CIPC_EHTTP with the message "404 Client Error: Not Found for url: http://..."
+ * (5xx: "Server Error") in cipc_response_errmsg() and in the message of the session or
+ * client that made the response (even if it has been freed since). Because it writes
+ * that message, call it on the thread that uses the session. */
 CIPC_API int cipc_response_raise_for_status(const cipc_response *r);
 
 /* The message about the last failure of a response helper ("" if none). A view valid
@@ -281,8 +293,8 @@ typedef struct cipc_fetch {
 /* asyncio.gather for HTTP: start all `n` fetches on the client and run its loop until
  * every one has completed or `timeout_ms` has passed (those still pending are then
  * cancelled with CIPC_ECANCELED). Each fetch gets its own rc and resp. Returns the
- * number of fetches that got a response (any status), or a negative code if none could
- * be started. Must not be called from a callback of the same loop. */
+ * number of fetches that got a response (any status; 0 when n is 0), or a negative code
+ * if none could be started. Must not be called from a callback of the same loop. */
 CIPC_API int cipc_client_gather(cipc_client *c, cipc_fetch *fetches, size_t n, long timeout_ms);
 
 /* Run the client's loop until it has no pending requests or `timeout_ms` passes.

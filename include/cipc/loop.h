@@ -11,7 +11,9 @@
  *   if the operation is cancelled or its handle is closed first.
  * - Objects passed to a callback are views valid only inside the callback unless the
  *   callback's documentation says otherwise.
- * - A callback may close its own handle or start new operations.
+ * - A callback may start new operations, and may close its own handle unless that
+ *   handle's header says otherwise (cipc_client_close() must not be called from one of
+ *   the client's own callbacks).
  *
  * Threading: a loop and every handle on it belong to the thread that runs the loop;
  * nothing here is thread-safe except cipc_loop_stop(), which may be called from any

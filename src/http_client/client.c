@@ -53,6 +53,7 @@ struct cipc_client {
     size_t n_pool, cap_pool;
     struct sockctx *socks;
     int open_handles; /* uv handles not yet closed */
+    int waiting;      /* inside cipc_client_wait()/gather(): stop the loop on completions */
     int closing;
 };
 
@@ -153,6 +154,10 @@ static void complete(cipc_req *r, int rc)
     free(r);
     cb(c, rc, resp, ud);
     cipc_response_free(resp);
+    /* Let run_until() look at its condition now: without this, a completion in the
+     * timers phase would leave uv_run(UV_RUN_ONCE) blocked in poll until the next timer. */
+    if (c->waiting)
+        uv_stop(c->uv);
 }
 
 /* Put the request on a curl transfer. Returns 0, or a negative code (the request is then
@@ -575,16 +580,22 @@ static void on_wake(uv_timer_t *t)
 static int run_until(cipc_client *c, const size_t *remaining, long timeout_ms)
 {
     cipc_deadline d = cipc_deadline_in(timeout_ms);
+    int rc = 0;
+    int outer = c->waiting;
+    c->waiting = 1;
     while (*remaining > 0) {
         int64_t left = cipc_deadline_remaining_ms(d);
-        if (left == 0)
-            return CIPC_ETIMEOUT;
+        if (left == 0) {
+            rc = CIPC_ETIMEOUT;
+            break;
+        }
         if (left > 0)
             uv_timer_start(&c->wake_timer, on_wake, (uint64_t)left, 0);
         uv_run(c->uv, UV_RUN_ONCE);
     }
+    c->waiting = outer;
     uv_timer_stop(&c->wake_timer);
-    return 0;
+    return rc;
 }
 
 int cipc_client_wait(cipc_client *c, long timeout_ms)

@@ -492,9 +492,12 @@ int cipc__xfer_prepare(struct xfer *x, struct http_cfg *cfg, struct errbox *err,
         ctype = o.content_type ? o.content_type : "application/octet-stream";
     } else if (o.upload_path) {
         struct stat st;
-        if (stat(o.upload_path, &st) != 0 || !S_ISREG(st.st_mode)) {
-            cipc__errbox_set(err, "cannot upload '%.300s': %s", o.upload_path,
-                             strerror(errno ? errno : EINVAL));
+        if (stat(o.upload_path, &st) != 0) {
+            cipc__errbox_set(err, "cannot upload '%.300s': %s", o.upload_path, strerror(errno));
+            return CIPC_EFILE;
+        }
+        if (!S_ISREG(st.st_mode)) {
+            cipc__errbox_set(err, "cannot upload '%.300s': not a regular file", o.upload_path);
             return CIPC_EFILE;
         }
         x->upload_path = strdup(o.upload_path);
@@ -766,7 +769,9 @@ static int map_curl_error(struct xfer *x, CURLcode res)
     case CURLE_OPERATION_TIMEDOUT:
         /* Name the limit that fired: the connect timeout only if the connection never
          * came up and it is the shorter of the two. */
-        curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+        /* The transfer never got past connecting if it never reached "pretransfer"
+         * (CONNECT_TIME is 0 on a reused connection too, so it cannot tell). */
+        curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &connect_us);
         if (connect_us == 0 && x->connect_timeout_ms > 0 &&
             (x->timeout_ms == 0 || x->connect_timeout_ms < x->timeout_ms))
             return CIPC_ECONNTIMEOUT;

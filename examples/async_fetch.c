@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 
     /* await asyncio.gather(*(fetch(session, url) for url in urls)) */
     cipc_fetch *fetches = calloc((size_t)count, sizeof *fetches);
-    char (*urls)[32] = calloc((size_t)count, sizeof *urls);
+    char(*urls)[32] = calloc((size_t)count, sizeof *urls);
     if (!fetches || !urls)
         return 1;
     for (int i = 0; i < count; i++) {

@@ -23,7 +23,10 @@ typedef struct cipc_buf {
     size_t cap; /* bytes allocated, including room for the NUL */
 } cipc_buf;
 
-#define CIPC_BUF_INIT {NULL, 0, 0}
+#define CIPC_BUF_INIT                                                                              \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Make room for at least `extra` more bytes (plus the NUL) without changing len.
  * Returns 0, or -ENOMEM (the buffer is unchanged). */

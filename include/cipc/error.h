@@ -23,28 +23,28 @@ extern "C" {
 #endif
 
 /* X(name, code, message) */
-#define CIPC_ERR_LIST(X)                                                                         \
-    X(EPROTO, -1001, "malformed message on the wire")                                             \
-    X(ETOOBIG, -1002, "message exceeds configured limit")                                         \
-    X(ECLOSING, -1003, "handle is closing")                                                       \
-    X(EURL, -1004, "invalid URL")                                                                 \
-    X(EDNS, -1005, "could not resolve host name")                                                 \
-    X(ECONNECT, -1006, "could not connect")                                                       \
-    X(ECONNTIMEOUT, -1007, "connect timed out")                                                   \
-    X(ETIMEOUT, -1008, "operation timed out")                                                     \
-    X(ETLS, -1009, "TLS handshake failed")                                                        \
-    X(ECERT, -1010, "TLS certificate verification failed")                                        \
-    X(EREDIRECTS, -1011, "too many redirects")                                                    \
-    X(EJSON, -1012, "invalid JSON")                                                               \
-    X(EHTTP, -1013, "HTTP error status")                                                          \
-    X(ECANCELED, -1014, "operation canceled")                                                     \
-    X(EAGAIN, -1015, "more input needed")                                                         \
-    X(EHEADER, -1016, "invalid header name or value")                                             \
-    X(ETRUNCATED, -1017, "connection closed before the message was complete")                     \
-    X(ENET, -1018, "network send or receive failed")                                              \
-    X(EBUSY, -1019, "resource busy or concurrency limit reached")                                 \
-    X(EFILE, -1020, "could not read or write a local file")                                       \
-    X(EABORTED, -1021, "aborted by a callback")                                                   \
+#define CIPC_ERR_LIST(X)                                                                           \
+    X(EPROTO, -1001, "malformed message on the wire")                                              \
+    X(ETOOBIG, -1002, "message exceeds configured limit")                                          \
+    X(ECLOSING, -1003, "handle is closing")                                                        \
+    X(EURL, -1004, "invalid URL")                                                                  \
+    X(EDNS, -1005, "could not resolve host name")                                                  \
+    X(ECONNECT, -1006, "could not connect")                                                        \
+    X(ECONNTIMEOUT, -1007, "connect timed out")                                                    \
+    X(ETIMEOUT, -1008, "operation timed out")                                                      \
+    X(ETLS, -1009, "TLS handshake failed")                                                         \
+    X(ECERT, -1010, "TLS certificate verification failed")                                         \
+    X(EREDIRECTS, -1011, "too many redirects")                                                     \
+    X(EJSON, -1012, "invalid JSON")                                                                \
+    X(EHTTP, -1013, "HTTP error status")                                                           \
+    X(ECANCELED, -1014, "operation canceled")                                                      \
+    X(EAGAIN, -1015, "more input needed")                                                          \
+    X(EHEADER, -1016, "invalid header name or value")                                              \
+    X(ETRUNCATED, -1017, "connection closed before the message was complete")                      \
+    X(ENET, -1018, "network send or receive failed")                                               \
+    X(EBUSY, -1019, "resource busy or concurrency limit reached")                                  \
+    X(EFILE, -1020, "could not read or write a local file")                                        \
+    X(EABORTED, -1021, "aborted by a callback")                                                    \
     X(EINTERNAL, -1022, "internal error in a dependency")
 
 enum cipc_err {

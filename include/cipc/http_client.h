@@ -69,33 +69,33 @@ typedef struct cipc_kv {
 
 #define CIPC_TIMEOUT_NONE (-1) /* for timeout fields: wait forever */
 
-#define CIPC_HTTP_DEFAULT_TIMEOUT_MS 30000
+#define CIPC_HTTP_DEFAULT_TIMEOUT_MS         30000
 #define CIPC_HTTP_DEFAULT_CONNECT_TIMEOUT_MS 10000
-#define CIPC_HTTP_DEFAULT_MAX_REDIRECTS 30
+#define CIPC_HTTP_DEFAULT_MAX_REDIRECTS      30
 #define CIPC_HTTP_DEFAULT_MAX_RESPONSE_BYTES (64u * 1024 * 1024)
-#define CIPC_HTTP_DEFAULT_MAX_CONCURRENCY 100
+#define CIPC_HTTP_DEFAULT_MAX_CONCURRENCY    100
 
 /* Session (and async client) options; zero means the default. The struct is only ever
  * extended at the end; `size` lets the library read older callers' structs. */
 typedef struct cipc_session_opts {
-    size_t size;                /* sizeof(cipc_session_opts), or 0 for "this version" */
-    const char *base_url;       /* prefix for relative URLs: "http://h:1/api" + "/users"
-                                   -> "http://h:1/api/users"; NULL: URLs must be absolute */
-    long timeout_ms;            /* total per attempt; 0 -> 30000; CIPC_TIMEOUT_NONE */
-    long connect_timeout_ms;    /* 0 -> 10000; CIPC_TIMEOUT_NONE */
-    const char *user_agent;     /* NULL -> "cipc/VERSION" */
-    int max_redirects;          /* 0 -> 30; < 0 -> do not follow redirects */
-    const char *ca_file;        /* PEM bundle to verify servers with; NULL -> system store */
+    size_t size;                     /* sizeof(cipc_session_opts), or 0 for "this version" */
+    const char *base_url;            /* prefix for relative URLs: "http://h:1/api" + "/users"
+                                        -> "http://h:1/api/users"; NULL: URLs must be absolute */
+    long timeout_ms;                 /* total per attempt; 0 -> 30000; CIPC_TIMEOUT_NONE */
+    long connect_timeout_ms;         /* 0 -> 10000; CIPC_TIMEOUT_NONE */
+    const char *user_agent;          /* NULL -> "cipc/VERSION" */
+    int max_redirects;               /* 0 -> 30; < 0 -> do not follow redirects */
+    const char *ca_file;             /* PEM bundle to verify servers with; NULL -> system store */
     int danger_accept_invalid_certs; /* 1: do not verify TLS certificates or host names.
                                         Never use outside tests. */
-    size_t max_response_bytes;  /* buffered body limit; 0 -> 64 MiB. Not applied to
-                                   streamed bodies (on_body, download_path) nor to HEAD */
-    cipc_retry_policy retry;    /* retry.max_attempts > 1 enables retries of connection
-                                   failures, timeouts and 429/502/503/504 */
-    int retry_non_idempotent;   /* 1: POST and PATCH are retried too */
-    const char *proxy;          /* NULL -> environment; "" -> no proxy at all */
-    int no_cookies;             /* 1: do not keep cookies between requests */
-    int max_concurrency;        /* async client: requests in flight at once; 0 -> 100 */
+    size_t max_response_bytes;       /* buffered body limit; 0 -> 64 MiB. Not applied to
+                                        streamed bodies (on_body, download_path) nor to HEAD */
+    cipc_retry_policy retry;         /* retry.max_attempts > 1 enables retries of connection
+                                        failures, timeouts and 429/502/503/504 */
+    int retry_non_idempotent;        /* 1: POST and PATCH are retried too */
+    const char *proxy;               /* NULL -> environment; "" -> no proxy at all */
+    int no_cookies;                  /* 1: do not keep cookies between requests */
+    int max_concurrency;             /* async client: requests in flight at once; 0 -> 100 */
 } cipc_session_opts;
 
 /* Streaming download: called with each piece of the body as it arrives; the bytes are
@@ -105,23 +105,23 @@ typedef int (*cipc_body_cb)(const void *data, size_t len, void *ud);
 
 /* Per-request options; NULL or zero fields take the session's. */
 typedef struct cipc_request_opts {
-    size_t size;                /* sizeof(cipc_request_opts), or 0 */
-    const cipc_kv *params;      /* query parameters, percent-encoded and appended */
-    const cipc_kv *headers;     /* extra headers; a value of NULL removes a session header */
-    const void *body;           /* raw body (borrowed for the call) */
+    size_t size;            /* sizeof(cipc_request_opts), or 0 */
+    const cipc_kv *params;  /* query parameters, percent-encoded and appended */
+    const cipc_kv *headers; /* extra headers; a value of NULL removes a session header */
+    const void *body;       /* raw body (borrowed for the call) */
     size_t body_len;
-    const char *content_type;   /* for `body`; NULL -> application/octet-stream */
-    json_t *json;               /* JSON body (borrowed); sets Content-Type: application/json */
-    const cipc_kv *form;        /* urlencoded form body; sets its Content-Type */
-    const char *upload_path;    /* body read from this file, streamed */
-    cipc_body_cb on_body;       /* stream the response body here instead of buffering */
+    const char *content_type; /* for `body`; NULL -> application/octet-stream */
+    json_t *json;             /* JSON body (borrowed); sets Content-Type: application/json */
+    const cipc_kv *form;      /* urlencoded form body; sets its Content-Type */
+    const char *upload_path;  /* body read from this file, streamed */
+    cipc_body_cb on_body;     /* stream the response body here instead of buffering */
     void *on_body_ud;
-    const char *download_path;  /* stream the response body into this file */
-    long timeout_ms;            /* overrides the session's (CIPC_TIMEOUT_NONE allowed) */
+    const char *download_path; /* stream the response body into this file */
+    long timeout_ms;           /* overrides the session's (CIPC_TIMEOUT_NONE allowed) */
     long connect_timeout_ms;
-    size_t max_response_bytes;  /* overrides the session's buffered-body limit */
-    int retry;                  /* 1: allow retries for this non-idempotent request;
-                                   -1: never retry this request; 0: session rules */
+    size_t max_response_bytes; /* overrides the session's buffered-body limit */
+    int retry;                 /* 1: allow retries for this non-idempotent request;
+                                  -1: never retry this request; 0: session rules */
 } cipc_request_opts;
 
 /* --- Sessions (blocking, like requests.Session) ------------------------------------ */
@@ -183,8 +183,7 @@ CIPC_API const char *cipc_response_header(const cipc_response *r, const char *na
 
 /* The `index`th (0-based) value of header `name`, for repeated headers (Set-Cookie),
  * or NULL when there are fewer. */
-CIPC_API const char *cipc_response_header_n(const cipc_response *r, const char *name,
-                                            size_t index);
+CIPC_API const char *cipc_response_header_n(const cipc_response *r, const char *name, size_t index);
 
 /* Headers in the order received: returns the count; `name`/`value` (views) of the
  * `i`th header via cipc_response_header_at(), which returns 0 or -ERANGE. */

@@ -34,12 +34,15 @@ struct uv_loop_s;
 typedef struct cipc_loop cipc_loop;
 
 typedef struct cipc_loop_opts {
-    size_t size;           /* sizeof(cipc_loop_opts), or 0 for "this version" */
-    struct uv_loop_s *uv;  /* NULL -> the loop creates and owns a libuv loop; otherwise
-                              borrows the caller's loop, which must outlive it */
+    size_t size;          /* sizeof(cipc_loop_opts), or 0 for "this version" */
+    struct uv_loop_s *uv; /* NULL -> the loop creates and owns a libuv loop; otherwise
+                             borrows the caller's loop, which must outlive it */
 } cipc_loop_opts;
 
-#define CIPC_LOOP_OPTS_INIT {sizeof(cipc_loop_opts), NULL}
+#define CIPC_LOOP_OPTS_INIT                                                                        \
+    {                                                                                              \
+        sizeof(cipc_loop_opts), NULL                                                               \
+    }
 
 typedef enum cipc_run_mode {
     CIPC_RUN_DEFAULT = 0, /* until no active handles or requests remain, or stop */

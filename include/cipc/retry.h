@@ -25,8 +25,8 @@ typedef struct cipc_retry_policy {
                                    asking for longer gets no retry (the error is returned) */
 } cipc_retry_policy;
 
-#define CIPC_RETRY_DEFAULT_BASE_MS 100
-#define CIPC_RETRY_DEFAULT_CAP_MS 10000
+#define CIPC_RETRY_DEFAULT_BASE_MS            100
+#define CIPC_RETRY_DEFAULT_CAP_MS             10000
 #define CIPC_RETRY_DEFAULT_MAX_RETRY_AFTER_MS 60000
 
 /* The backoff before retry number `retry` (1-based): full jitter over

@@ -80,8 +80,9 @@ typedef struct cipc_url_parser {
 
 CIPC_API void cipc_url_parser_init(cipc_url_parser *p);
 
-/* Feed the next `len` bytes (a NULL chunk with len > 0 is an error). Returns 0, or CIPC_EURL as soon as no continuation can make
- * the input a valid URL (the error sticks: later calls return it too). */
+/* Feed the next `len` bytes (a NULL chunk with len > 0 is an error). Returns 0, or CIPC_EURL as
+ * soon as no continuation can make the input a valid URL (the error sticks: later calls return it
+ * too). */
 CIPC_API int cipc_url_parser_feed(cipc_url_parser *p, const char *chunk, size_t len);
 
 /* End of input. Returns 0 and fills *out, or CIPC_EURL. */
@@ -91,7 +92,7 @@ CIPC_API int cipc_url_parser_finish(cipc_url_parser *p, cipc_url *out);
 CIPC_API int cipc_url_parse(const char *s, size_t len, cipc_url *out);
 
 enum {
-    CIPC_URL_ENC_FORM = 1u << 0,  /* application/x-www-form-urlencoded: ' ' <-> '+' */
+    CIPC_URL_ENC_FORM = 1u << 0,      /* application/x-www-form-urlencoded: ' ' <-> '+' */
     CIPC_URL_ENC_KEEP_SLASH = 1u << 1 /* encode: leave '/' as is (for paths) */
 };
 

@@ -14,8 +14,8 @@ const char *cipc_strerror(int err)
     if (err == 0)
         return "success";
     switch (err) {
-#define CIPC_ERR_MSG_(name, code, msg)                                                           \
-    case code:                                                                                   \
+#define CIPC_ERR_MSG_(name, code, msg)                                                             \
+    case code:                                                                                     \
         return msg;
         CIPC_ERR_LIST(CIPC_ERR_MSG_)
 #undef CIPC_ERR_MSG_
@@ -36,8 +36,8 @@ const char *cipc_err_name(int err)
     if (err == 0)
         return "CIPC_OK";
     switch (err) {
-#define CIPC_ERR_NAME_(name, code, msg)                                                          \
-    case code:                                                                                   \
+#define CIPC_ERR_NAME_(name, code, msg)                                                            \
+    case code:                                                                                     \
         return "CIPC_" #name;
         CIPC_ERR_LIST(CIPC_ERR_NAME_)
 #undef CIPC_ERR_NAME_

@@ -19,7 +19,7 @@ int cipc_log_level_parse(const char *name, cipc_log_level *out)
     static const struct {
         const char *name;
         cipc_log_level level;
-    } names[] = {{"debug", CIPC_LOG_DEBUG}, {"info", CIPC_LOG_INFO},   {"warn", CIPC_LOG_WARN},
+    } names[] = {{"debug", CIPC_LOG_DEBUG},  {"info", CIPC_LOG_INFO},   {"warn", CIPC_LOG_WARN},
                  {"warning", CIPC_LOG_WARN}, {"error", CIPC_LOG_ERROR}, {"off", CIPC_LOG_OFF},
                  {"none", CIPC_LOG_OFF}};
     if (!name)
@@ -61,9 +61,10 @@ void cipc_vlog(cipc_log_level level, const char *module, const char *fmt, va_lis
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], module ? module : "cipc");
+    int n = snprintf(line, sizeof line,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level], module ? module : "cipc");
     if (n < 0)
         return;
     if ((size_t)n < sizeof line) {

@@ -157,16 +157,14 @@ int cipc_http_date_parse(const char *s, int64_t *epoch_ms)
         /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
         p++;
         if (lit(&p, " ") || digits(&p, 2, &tm.tm_mday) || lit(&p, " ") || month(&p, &tm.tm_mon) ||
-            lit(&p, " ") || digits(&p, 4, &year) || lit(&p, " ") || hms(&p, &tm) ||
-            lit(&p, " GMT"))
+            lit(&p, " ") || digits(&p, 4, &year) || lit(&p, " ") || hms(&p, &tm) || lit(&p, " GMT"))
             return CIPC_EPROTO;
     } else if (p = s, day_name(&p, day_long) == 0 && *p == ',') {
         /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT (two-digit year, RFC 9110 rule: a year
          * more than 50 years in the future is taken as the past century). */
         p++;
         if (lit(&p, " ") || digits(&p, 2, &tm.tm_mday) || lit(&p, "-") || month(&p, &tm.tm_mon) ||
-            lit(&p, "-") || digits(&p, 2, &year) || lit(&p, " ") || hms(&p, &tm) ||
-            lit(&p, " GMT"))
+            lit(&p, "-") || digits(&p, 2, &year) || lit(&p, " ") || hms(&p, &tm) || lit(&p, " GMT"))
             return CIPC_EPROTO;
         time_t now = time(NULL);
         struct tm nowtm;

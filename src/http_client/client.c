@@ -632,9 +632,9 @@ int cipc_client_gather(cipc_client *c, cipc_fetch *fetches, size_t n, long timeo
         items[i].f = &fetches[i];
         items[i].remaining = &remaining;
         remaining++;
-        int rc = cipc_client_request(c, fetches[i].method ? fetches[i].method : "GET",
-                                     fetches[i].url, fetches[i].opts, on_gathered, &items[i],
-                                     &items[i].req);
+        int rc =
+            cipc_client_request(c, fetches[i].method ? fetches[i].method : "GET", fetches[i].url,
+                                fetches[i].opts, on_gathered, &items[i], &items[i].req);
         if (rc < 0) {
             remaining--;
             fetches[i].rc = rc;

@@ -64,10 +64,10 @@ struct xfer {
     struct http_cfg *cfg;
     struct errbox *err;
     char method[32];
-    char *url;                 /* the full URL, params applied */
-    struct curl_slist *hlist;  /* request headers */
-    char *body;                /* owned copy or serialised JSON/form */
-    const void *body_view;     /* borrowed raw body (sync only) */
+    char *url;                /* the full URL, params applied */
+    struct curl_slist *hlist; /* request headers */
+    char *body;               /* owned copy or serialised JSON/form */
+    const void *body_view;    /* borrowed raw body (sync only) */
     size_t body_len;
     int has_body;
     char *upload_path;
@@ -81,22 +81,21 @@ struct xfer {
     size_t max_bytes;
     int retry_mode; /* opts->retry */
     int idempotent;
-    int attempt;    /* 1-based attempt number being run */
-    int redirects;  /* redirects followed so far */
+    int attempt;        /* 1-based attempt number being run */
+    int redirects;      /* redirects followed so far */
     int64_t elapsed_us; /* time spent in this attempt's hops */
     /* Per-attempt state. */
-    cipc_response *resp;       /* being filled; handed out on success */
-    int discard_body;          /* body of a response that will be retried */
-    int stop_reason;           /* why a write callback stopped the transfer */
+    cipc_response *resp; /* being filled; handed out on success */
+    int discard_body;    /* body of a response that will be retried */
+    int stop_reason;     /* why a write callback stopped the transfer */
     char curl_err[CURL_ERROR_SIZE];
 };
 
 /* Validate and prepare everything for the request (URL, headers, body). Copies what
  * it needs from opts (`copy_body`: copy a raw body too; the async client needs that).
  * Returns 0 or a negative code with the message in x->err. */
-int cipc__xfer_prepare(struct xfer *x, struct http_cfg *cfg, struct errbox *err,
-                       const char *method, const char *url, const cipc_request_opts *opts,
-                       int copy_body);
+int cipc__xfer_prepare(struct xfer *x, struct http_cfg *cfg, struct errbox *err, const char *method,
+                       const char *url, const cipc_request_opts *opts, int copy_body);
 
 /* Set the options that are the same for every request of a session or client on a
  * new easy handle. Returns 0 or CIPC_EINTERNAL. */

@@ -125,8 +125,7 @@ int cipc_put(cipc_session *s, const char *url, const cipc_request_opts *opts, ci
     return cipc_request(s, "PUT", url, opts, out);
 }
 
-int cipc_patch(cipc_session *s, const char *url, const cipc_request_opts *opts,
-               cipc_response **out)
+int cipc_patch(cipc_session *s, const char *url, const cipc_request_opts *opts, cipc_response **out)
 {
     return cipc_request(s, "PATCH", url, opts, out);
 }

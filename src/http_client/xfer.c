@@ -122,10 +122,10 @@ int cipc__http_cfg_init(struct http_cfg *cfg, const cipc_session_opts *in, struc
         return CIPC_EURL;
     }
     cfg->base_url = dup_or_null(o.base_url, &oom);
-    cfg->timeout_ms = o.timeout_ms == 0 ? CIPC_HTTP_DEFAULT_TIMEOUT_MS
+    cfg->timeout_ms = o.timeout_ms == 0  ? CIPC_HTTP_DEFAULT_TIMEOUT_MS
                       : o.timeout_ms < 0 ? 0
                                          : o.timeout_ms;
-    cfg->connect_timeout_ms = o.connect_timeout_ms == 0 ? CIPC_HTTP_DEFAULT_CONNECT_TIMEOUT_MS
+    cfg->connect_timeout_ms = o.connect_timeout_ms == 0  ? CIPC_HTTP_DEFAULT_CONNECT_TIMEOUT_MS
                               : o.connect_timeout_ms < 0 ? 0
                                                          : o.connect_timeout_ms;
     if (o.user_agent) {
@@ -423,9 +423,8 @@ static int method_is_idempotent(const char *m)
     return 0;
 }
 
-int cipc__xfer_prepare(struct xfer *x, struct http_cfg *cfg, struct errbox *err,
-                       const char *method, const char *url, const cipc_request_opts *in,
-                       int copy_body)
+int cipc__xfer_prepare(struct xfer *x, struct http_cfg *cfg, struct errbox *err, const char *method,
+                       const char *url, const cipc_request_opts *in, int copy_body)
 {
     cipc_request_opts o;
     copy_sized(&o, sizeof o, in, in ? in->size : 0);
@@ -522,7 +521,7 @@ int cipc__xfer_prepare(struct xfer *x, struct http_cfg *cfg, struct errbox *err,
     x->on_body = o.on_body;
     x->on_body_ud = o.on_body_ud;
     x->timeout_ms = o.timeout_ms == 0 ? cfg->timeout_ms : o.timeout_ms < 0 ? 0 : o.timeout_ms;
-    x->connect_timeout_ms = o.connect_timeout_ms == 0 ? cfg->connect_timeout_ms
+    x->connect_timeout_ms = o.connect_timeout_ms == 0  ? cfg->connect_timeout_ms
                             : o.connect_timeout_ms < 0 ? 0
                                                        : o.connect_timeout_ms;
     x->max_bytes = o.max_response_bytes ? o.max_response_bytes : cfg->max_response_bytes;
@@ -567,7 +566,7 @@ static int will_retry_status(const struct xfer *x)
         return 0;
     int64_t ra = retry_after_ms(x);
     int64_t lim = x->cfg->retry.max_retry_after_ms > 0 ? x->cfg->retry.max_retry_after_ms
-                                                        : CIPC_RETRY_DEFAULT_MAX_RETRY_AFTER_MS;
+                                                       : CIPC_RETRY_DEFAULT_MAX_RETRY_AFTER_MS;
     return ra <= lim;
 }
 
@@ -646,10 +645,10 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
     return got;
 }
 
-#define SETOPT(opt, val)                                                                         \
-    do {                                                                                         \
-        if (curl_easy_setopt(e, opt, val) != CURLE_OK)                                           \
-            bad = #opt;                                                                          \
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (curl_easy_setopt(e, opt, val) != CURLE_OK)                                             \
+            bad = #opt;                                                                            \
     } while (0)
 
 /* Options that stay the same for every request of a session or client, set once on a
@@ -800,11 +799,16 @@ static int map_curl_error(struct xfer *x, CURLcode res)
     case CURLE_READ_ERROR:
     case CURLE_ABORTED_BY_CALLBACK:
         switch (x->stop_reason) {
-        case STOP_NOMEM: return -ENOMEM;
-        case STOP_TOOBIG: return CIPC_ETOOBIG;
-        case STOP_ABORTED: return CIPC_EABORTED;
-        case STOP_FILE: return CIPC_EFILE;
-        default: return res == CURLE_ABORTED_BY_CALLBACK ? CIPC_EABORTED : CIPC_EFILE;
+        case STOP_NOMEM:
+            return -ENOMEM;
+        case STOP_TOOBIG:
+            return CIPC_ETOOBIG;
+        case STOP_ABORTED:
+            return CIPC_EABORTED;
+        case STOP_FILE:
+            return CIPC_EFILE;
+        default:
+            return res == CURLE_ABORTED_BY_CALLBACK ? CIPC_EABORTED : CIPC_EFILE;
         }
     case CURLE_OUT_OF_MEMORY:
         return -ENOMEM;
@@ -903,8 +907,8 @@ int64_t cipc__xfer_retry_delay(struct xfer *x, int rc)
     if (d < 0)
         return -1;
     cipc_log(CIPC_LOG_INFO, LOG_MODULE, "%s %s: attempt %d failed (%s), retrying in %lld ms",
-                 x->method, x->url, x->attempt,
-                 rc == 0 ? "retryable status" : cipc_strerror(rc), (long long)d);
+             x->method, x->url, x->attempt, rc == 0 ? "retryable status" : cipc_strerror(rc),
+             (long long)d);
     x->attempt++;
     x->elapsed_us = 0;
     return d;
@@ -946,8 +950,8 @@ static void origin_of(const char *url, char *out, size_t size)
     int https = u.scheme.len == 5;
     if (!(u.flags & CIPC_URL_HAS_PORT))
         port = https ? 443 : 80;
-    snprintf(out, size, "%s://%.*s:%u", https ? "https" : "http", (int)u.host.len,
-             url + u.host.off, port);
+    snprintf(out, size, "%s://%.*s:%u", https ? "https" : "http", (int)u.host.len, url + u.host.off,
+             port);
     for (char *p = out; *p; p++)
         *p = (char)tolower((unsigned char)*p);
 }
@@ -1004,8 +1008,7 @@ int cipc__xfer_redirect(struct xfer *x)
     origin_of(x->url, from, sizeof from);
     origin_of(url, to, sizeof to);
     if (strcmp(from, to) != 0) {
-        static const char *const auth[] = {"Authorization", "Proxy-Authorization", "Cookie",
-                                           NULL};
+        static const char *const auth[] = {"Authorization", "Proxy-Authorization", "Cookie", NULL};
         if (filter_headers(x, auth) < 0) {
             free(url);
             return -ENOMEM;

@@ -55,6 +55,7 @@ static void print_json(const char *what, json_t *j)
 int main(int argc, char **argv)
 {
     const char *base = argc > 1 ? argv[1] : "http://127.0.0.1:8080";
+    setvbuf(stdout, NULL, _IOLBF, 0); /* keep stdout and stderr lines in order */
 
     /* session = requests.Session(); with a base URL and a 5 s timeout. */
     cipc_session *s = NULL;

@@ -68,9 +68,9 @@ int main(int argc, char **argv)
     cipc_session_header(s, "Authorization", "Bearer token");
 
     int failures = 0;
-    json_t *user = get_user(s, 42);
+    json_t *user = get_user(s, 1);
     if (user)
-        print_json("get_user(42)", user);
+        print_json("get_user(1)", user);
     else
         failures++;
     json_decref(user);

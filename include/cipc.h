@@ -8,6 +8,7 @@
 #include "cipc/buf.h"
 #include "cipc/error.h"
 #include "cipc/http_client.h"
+#include "cipc/http_server.h"
 #include "cipc/log.h"
 #include "cipc/loop.h"
 #include "cipc/retry.h"

@@ -1,25 +1,50 @@
 #!/usr/bin/env bash
-# Run one example program against the local peer server (tests/peers/http_server.py):
-#   run_example.sh /path/to/example [extra args]
-# Starts the server on an ephemeral port, passes its base URL as the example's first
-# argument, and stops the server (by the PID it started) when the example ends.
+# Run one example program in the test suite:
+#   run_example.sh /path/to/example
+# Client examples run against the local peer server (tests/peers/http_server.py), with
+# its base URL as their first argument. The rest_server example is a server: it starts
+# on a free port, then the seed's Python `requests` code (tests/peers/seed_requests.py,
+# Debian's python3-requests) and the C client example (http_client) run against it.
+# Every server started here is stopped by its PID when the script ends.
 set -euo pipefail
 example=$1
 shift
 src=${CIPC_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+bin=$(dirname "$example")
+
+read_port() { # read_port FD -> prints the port from a "PORT n" line
+    local line=""
+    if ! read -r -t 20 line <&"$1"; then
+        echo "run_example: the server did not report its port within 20 s" >&2
+        return 1
+    fi
+    case "$line" in
+    PORT\ *) echo "${line#PORT }" ;;
+    *) echo "run_example: unexpected first line: $line" >&2; return 1 ;;
+    esac
+}
+
+if [ "$(basename "$example")" = rest_server ]; then
+    coproc SRV { exec "$example" --port 0; }
+    srv_pid=$SRV_PID
+    trap 'kill "$srv_pid" 2>/dev/null || true; wait "$srv_pid" 2>/dev/null || true' EXIT
+    port=$(read_port "${SRV[0]}")
+    timeout 60 /usr/bin/python3 "$src/tests/peers/seed_requests.py" "http://127.0.0.1:$port"
+    timeout 60 "$bin/http_client" "http://127.0.0.1:$port"
+    # Graceful shutdown on SIGTERM: the server exits 0 by itself.
+    kill -TERM "$srv_pid"
+    for _ in $(seq 100); do kill -0 "$srv_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$srv_pid" 2>/dev/null; then
+        echo "run_example: rest_server did not exit within 10 s of SIGTERM" >&2
+        exit 1
+    fi
+    wait "$srv_pid"
+    trap - EXIT
+    exit 0
+fi
 
 coproc PEER { exec /usr/bin/python3 "$src/tests/peers/http_server.py" --port 0; }
 peer_pid=$PEER_PID
 trap 'kill "$peer_pid" 2>/dev/null || true; wait "$peer_pid" 2>/dev/null || true' EXIT
-
-line=""
-if ! read -r -t 20 line <&"${PEER[0]}"; then
-    echo "run_example: the peer server did not report its port within 20 s" >&2
-    exit 1
-fi
-case "$line" in
-PORT\ *) port=${line#PORT } ;;
-*) echo "run_example: unexpected first line from the peer: $line" >&2; exit 1 ;;
-esac
-
+port=$(read_port "${PEER[0]}")
 timeout 60 "$example" "http://127.0.0.1:$port" "$@"

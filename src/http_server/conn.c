@@ -1,0 +1,994 @@
+/* Connections: reading, parsing, body collection, dispatch to routes, writing
+ * responses, keep-alive, pipelining (one request at a time, answered in order) and the
+ * per-connection timers. Runs on a worker's loop thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cipc/log.h"
+#include "cipc/time.h"
+#include "cipc/url.h"
+#include "http/status.h"
+#include "http_server/internal.h"
+
+#define LOG_MODULE "http_server"
+#define READ_CHUNK 16384
+
+enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_WRITE };
+
+static void conn_process(struct conn *c);
+static void on_conn_closed(uv_handle_t *h);
+static void conn_close(struct conn *c);
+static void on_timer(uv_timer_t *t);
+static int answer_orphan(struct conn *c);
+
+/* --- small helpers --------------------------------------------------------------------- */
+
+const char *cipc__worker_date(struct worker *w)
+{
+    time_t now = time(NULL);
+    if (now != w->date_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(w->date, sizeof w->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        w->date_at = now;
+    }
+    return w->date;
+}
+
+static void set_timer(struct conn *c, int kind)
+{
+    const cipc_server_opts *o = &c->w->srv->o;
+    long ms = kind == T_IDLE   ? o->idle_timeout_ms
+              : kind == T_HEAD ? o->header_timeout_ms
+              : kind == T_BODY ? o->body_timeout_ms
+              : kind == T_WRITE ? o->write_timeout_ms
+                               : 0;
+    if (kind == c->timer_kind)
+        return;
+    c->timer_kind = kind;
+    if (kind == T_NONE || ms <= 0) {
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
+/* --- writing -------------------------------------------------------------------------- */
+
+struct wreq {
+    uv_write_t w;
+    struct conn *c;
+    int close_after;
+    char data[]; /* the bytes being written */
+};
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct wreq *wr = (struct wreq *)w;
+    struct conn *c = wr->c;
+    int close_after = wr->close_after;
+    free(wr);
+    c->pending_writes--;
+    if (c->closed)
+        return; /* the close callback frees the connection */
+    if (status < 0 || close_after) {
+        conn_close(c);
+        return;
+    }
+    if (c->pending_writes == 0 && c->timer_kind == T_WRITE)
+        set_timer(c, T_NONE);
+    if (c->pending_writes == 0 && c->state == C_HEAD)
+        conn_process(c);
+}
+
+/* Send `len` bytes: write what the socket takes now, queue the rest (copied). If
+ * close_after, the connection closes once they are out. Returns 0 or a negative code. */
+static int conn_send(struct conn *c, const char *data, size_t len, int close_after)
+{
+    if (c->closed)
+        return CIPC_ECLOSING;
+    size_t off = 0;
+    if (c->pending_writes == 0) {
+        uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+        int n = uv_try_write(&c->h.stream, &b, 1);
+        if (n > 0)
+            off = (size_t)n;
+        else if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c);
+            return n;
+        }
+    }
+    if (off == len) {
+        if (close_after)
+            conn_close(c);
+        return 0;
+    }
+    struct wreq *wr = malloc(sizeof *wr + (len - off));
+    if (!wr) {
+        conn_close(c);
+        return -ENOMEM;
+    }
+    memcpy(wr->data, data + off, len - off);
+    wr->c = c;
+    wr->close_after = close_after;
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)(len - off));
+    int rc = uv_write(&wr->w, &c->h.stream, &b, 1, on_written);
+    if (rc < 0) {
+        free(wr);
+        conn_close(c);
+        return rc;
+    }
+    c->pending_writes++;
+    set_timer(c, T_WRITE);
+    return 0;
+}
+
+/* Answer a request the server rejects by itself, then close. */
+static void send_error_close(struct conn *c, int status)
+{
+    char buf[256];
+    const char *reason = cipc__http_reason(status);
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %d %s\r\n%sContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s\n",
+                     status, reason, cipc__worker_date(c->w), strlen(reason) + 1, reason);
+    c->state = C_CLOSING;
+    if (c->reading) {
+        uv_read_stop(&c->h.stream);
+        c->reading = 0;
+    }
+    conn_send(c, buf, (size_t)n, 1);
+}
+
+/* --- the request object -------------------------------------------------------------- */
+
+static void req_reset(struct cipc_http_req *r)
+{
+    free(r->headers);
+    free(r->why);
+    cipc_buf_free(&r->decoded);
+    cipc_buf_free(&r->query_decoded);
+    cipc_buf_free(&r->body);
+    cipc_buf_free(&r->out_headers);
+    struct conn *c = r->c;
+    memset(r, 0, sizeof *r);
+    r->c = c;
+}
+
+static void access_log(struct cipc_http_req *r)
+{
+    struct conn *c = r->c;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char when[40];
+    strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    char line[1024];
+    int n = snprintf(line, sizeof line, "%s - - [%s] \"%s %.600s%s%.200s HTTP/1.%d\" %d %llu %.3fms\n",
+                     c->peer, when, r->method, r->path, r->query[0] ? "?" : "", r->query,
+                     r->p.minor, r->status, (unsigned long long)r->bytes_out,
+                     (double)(cipc_now_ns() - r->t0_ns) / 1e6);
+    if (n > 0) {
+        ssize_t w = write(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line);
+        (void)w;
+    }
+}
+
+/* --- reading --------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    struct conn *c = h->data;
+    (void)suggested;
+    if (c->cap - c->len < READ_CHUNK / 4) {
+        size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
+        while (cap - c->len < READ_CHUNK / 4)
+            cap *= 2;
+        char *nb = realloc(c->buf, cap);
+        if (!nb) {
+            out->base = NULL;
+            out->len = 0;
+            return;
+        }
+        c->buf = nb;
+        c->cap = cap;
+    }
+    out->base = c->buf + c->len;
+    out->len = c->cap - c->len;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct conn *c = s->data;
+    (void)b;
+    if (n < 0) {
+        conn_close(c);
+        return;
+    }
+    if (n == 0)
+        return;
+    c->len += (size_t)n;
+    conn_process(c);
+}
+
+static void start_reading(struct conn *c)
+{
+    if (!c->reading && !c->closed) {
+        if (uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
+            c->reading = 1;
+    }
+}
+
+static void stop_reading(struct conn *c)
+{
+    if (c->reading) {
+        uv_read_stop(&c->h.stream);
+        c->reading = 0;
+    }
+}
+
+/* Drop consumed bytes from the front of the read buffer; free it when empty so idle
+ * connections hold no buffer. */
+static void buf_consume(struct conn *c, size_t n)
+{
+    if (n >= c->len) {
+        free(c->buf);
+        c->buf = NULL;
+        c->len = c->cap = 0;
+        return;
+    }
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+/* Split the path into segments for routing. */
+static size_t split_path(const char *path, struct cipc__slice *segs, size_t max)
+{
+    size_t n = 0;
+    const char *p = path;
+    if (*p == '/')
+        p++;
+    for (;;) {
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (n == max)
+            return max + 1;
+        segs[n].p = p;
+        segs[n].n = len;
+        n++;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return n;
+}
+
+static void dispatch(struct conn *c)
+{
+    struct cipc_http_req *r = &c->req;
+    cipc_server *s = c->w->srv;
+    c->state = C_HANDLER;
+    r->t0_ns = r->t0_ns ? r->t0_ns : cipc_now_ns();
+    r->nsegs = split_path(r->path, r->segs, sizeof r->segs / sizeof r->segs[0]);
+    int mismatch = 0;
+    const struct route *rt = NULL;
+    if (r->nsegs <= sizeof r->segs / sizeof r->segs[0])
+        rt = cipc__route_match(s, r->method, strlen(r->method), r->segs, r->nsegs, &mismatch);
+    if (!rt) {
+        if (mismatch) {
+            cipc_buf allow = CIPC_BUF_INIT;
+            cipc__route_allow(s, r->segs, r->nsegs, &allow);
+            cipc_http_set_header(r, "Allow", allow.data ? allow.data : "");
+            cipc_buf_free(&allow);
+            cipc_http_respond(r, 405, "application/json",
+                              "{\"error\":\"method not allowed\"}", 30);
+        } else {
+            cipc_http_respond(r, 404, "application/json", "{\"error\":\"not found\"}", 21);
+        }
+        return;
+    }
+    r->route = rt;
+    rt->h(r, rt->ud);
+}
+
+/* Set up the request from a parsed head: copy the header array, NUL-terminate the
+ * strings in place (the bytes after each slice are delimiters the parser has passed). */
+static int begin_request(struct conn *c, struct cipc__http_request *p, size_t head_len)
+{
+    struct cipc_http_req *r = &c->req;
+    r->p = *p;
+    r->headers = malloc((p->n_headers ? p->n_headers : 1) * sizeof *r->headers);
+    if (!r->headers)
+        return -ENOMEM;
+    memcpy(r->headers, p->headers, p->n_headers * sizeof *r->headers);
+    r->p.headers = r->headers;
+    char *b = c->buf;
+    b[p->method.p - b + p->method.n] = '\0';
+    r->method = p->method.p;
+    if (p->path.n) {
+        b[p->path.p - b + p->path.n] = '\0';
+        r->path = p->path.p;
+    } else {
+        r->path = p->form == CIPC__TARGET_ASTERISK ? "*" : "/";
+    }
+    if (p->query.n) {
+        b[p->query.p - b + p->query.n] = '\0';
+        r->query = p->query.p;
+    } else {
+        r->query = "";
+    }
+    for (size_t i = 0; i < p->n_headers; i++) {
+        b[r->headers[i].name.p - b + r->headers[i].name.n] = '\0';
+        b[r->headers[i].value.p - b + r->headers[i].value.n] = '\0';
+    }
+    r->head_only = p->method.n == 4 && !memcmp(p->method.p, "HEAD", 4);
+    r->t0_ns = cipc_now_ns();
+    c->head_len = head_len;
+    c->body_done = 0;
+    c->keep_alive = p->keep_alive;
+    return 0;
+}
+
+/* Run the connection's state machine over what is in its buffer. Called after reads,
+ * after a response finished, and after writes drained. */
+static void conn_process(struct conn *c)
+{
+    if (c->in_process || c->closed)
+        return;
+    c->in_process = 1;
+    struct worker *w = c->w;
+    cipc_server *s = w->srv;
+    while (!c->closed) {
+        if (c->state == C_HEAD) {
+            if (c->pending_writes > 0) {
+                stop_reading(c); /* backpressure: finish writing before the next request */
+                break;
+            }
+            if (c->len == 0) {
+                if (w->stopping) {
+                    conn_close(c);
+                    break;
+                }
+                set_timer(c, T_IDLE);
+                start_reading(c);
+                break;
+            }
+            struct cipc__http_request p;
+            p.headers = w->scratch;
+            int status = 0;
+            int rc = cipc__http_parse_request(c->buf, c->len, c->prev_len, &s->limits, &p,
+                                              &status);
+            if (rc == CIPC_EAGAIN) {
+                c->prev_len = c->len;
+                if (c->timer_kind != T_HEAD)
+                    set_timer(c, T_HEAD);
+                start_reading(c);
+                break;
+            }
+            c->prev_len = 0;
+            if (rc < 0) {
+                send_error_close(c, status ? status : 400);
+                break;
+            }
+            if (begin_request(c, &p, (size_t)rc) < 0) {
+                send_error_close(c, 500);
+                break;
+            }
+            if (p.chunked) {
+                c->state = C_BODY_CHUNKED;
+                cipc__http_chunked_init(&c->chunked);
+            } else if (p.content_length > 0) {
+                c->state = C_BODY_CL;
+            } else {
+                set_timer(c, T_NONE);
+                stop_reading(c);
+                dispatch(c);
+                continue;
+            }
+            set_timer(c, T_BODY);
+            if (p.expect_continue && c->len == c->head_len) {
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                conn_send(c, cont, sizeof cont - 1, 0);
+            }
+            continue;
+        }
+        if (c->state == C_BODY_CL) {
+            struct cipc_http_req *r = &c->req;
+            size_t want = (size_t)r->p.content_length;
+            size_t have = c->len - c->head_len;
+            if (have < want) {
+                start_reading(c);
+                break;
+            }
+            if (cipc_buf_append(&r->body, c->buf + c->head_len, want) < 0) {
+                send_error_close(c, 500);
+                break;
+            }
+            c->body_done = want;
+            set_timer(c, T_NONE);
+            stop_reading(c);
+            dispatch(c);
+            continue;
+        }
+        if (c->state == C_BODY_CHUNKED) {
+            struct cipc_http_req *r = &c->req;
+            size_t start = c->head_len + c->body_done;
+            size_t n = c->len - start;
+            if (n == 0) {
+                start_reading(c);
+                break;
+            }
+            int rc = cipc__http_chunked_decode(&c->chunked, c->buf + start, &n);
+            if (rc == CIPC_EPROTO) {
+                send_error_close(c, 400);
+                break;
+            }
+            c->body_done += n;
+            if (c->body_done > s->limits.max_body) {
+                send_error_close(c, 413);
+                break;
+            }
+            if (rc == CIPC_EAGAIN) {
+                c->len = start + n;
+                start_reading(c);
+                break;
+            }
+            c->len = start + n + (size_t)rc;
+            if (cipc_buf_append(&r->body, c->buf + c->head_len, c->body_done) < 0) {
+                send_error_close(c, 500);
+                break;
+            }
+            set_timer(c, T_NONE);
+            stop_reading(c);
+            dispatch(c);
+            continue;
+        }
+        if (c->state == C_HANDLER || c->state == C_CLOSING)
+            break;
+    }
+    c->in_process = 0;
+}
+
+/* --- answering ------------------------------------------------------------------------- */
+
+/* A request's answer is complete (queued): log it, drop its bytes from the buffer and
+ * go on with the next pipelined request, unless the connection is closing. */
+static void request_done(struct conn *c)
+{
+    size_t used = c->head_len + c->body_done;
+    if (c->w->srv->o.access_log)
+        access_log(&c->req);
+    req_reset(&c->req);
+    if (!c->keep_alive || c->w->stopping)
+        c->state = C_CLOSING;
+    else
+        c->state = C_HEAD;
+    buf_consume(c, used);
+    c->head_len = c->body_done = 0;
+    if (c->state == C_CLOSING) {
+        if (c->pending_writes == 0)
+            conn_close(c);
+        return;
+    }
+    if (!c->in_process && c->pending_writes == 0)
+        conn_process(c);
+}
+
+static int valid_header_name(const char *n)
+{
+    if (!n || !*n)
+        return 0;
+    for (; *n; n++) {
+        unsigned char ch = (unsigned char)*n;
+        if (ch <= ' ' || ch >= 127 || strchr("\"(),/:;<=>?@[\\]{}", ch))
+            return 0;
+    }
+    return 1;
+}
+
+int cipc_http_set_header(cipc_http_req *r, const char *name, const char *value)
+{
+    if (r->answered || r->streaming)
+        return CIPC_EBUSY;
+    if (!valid_header_name(name) || !value || strpbrk(value, "\r\n"))
+        return CIPC_EHEADER;
+    return cipc_buf_printf(&r->out_headers, "%s: %s\r\n", name, value);
+}
+
+/* Write the status line and headers into `b`. `length` < 0: chunked (or unframed for
+ * HTTP/1.0). */
+static int build_head(cipc_http_req *r, cipc_buf *b, int status, const char *ctype,
+                      int64_t length)
+{
+    struct conn *c = r->c;
+    if (c->w->stopping)
+        c->keep_alive = 0;
+    if (length < 0 && r->p.minor == 0)
+        c->keep_alive = 0;
+    r->status = status;
+    int rc = cipc_buf_printf(b, "HTTP/1.1 %d %s\r\n%s", status, cipc__http_reason(status),
+                             cipc__worker_date(c->w));
+    if (rc == 0 && ctype)
+        rc = cipc_buf_printf(b, "Content-Type: %s\r\n", ctype);
+    if (rc == 0 && length >= 0)
+        rc = cipc_buf_printf(b, "Content-Length: %lld\r\n", (long long)length);
+    else if (rc == 0 && r->p.minor == 1)
+        rc = cipc_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+    if (rc == 0 && r->out_headers.len)
+        rc = cipc_buf_append(b, r->out_headers.data, r->out_headers.len);
+    if (rc == 0 && !c->keep_alive)
+        rc = cipc_buf_append_str(b, "Connection: close\r\n");
+    else if (rc == 0 && r->p.minor == 0)
+        rc = cipc_buf_append_str(b, "Connection: keep-alive\r\n");
+    if (rc == 0)
+        rc = cipc_buf_append(b, "\r\n", 2);
+    return rc;
+}
+
+int cipc_http_respond(cipc_http_req *r, int status, const char *content_type, const void *body,
+                      size_t len)
+{
+    if (r->answered || r->streaming)
+        return CIPC_EBUSY;
+    struct conn *c = r->c;
+    r->answered = 1;
+    if (c->closed)
+        return c->orphan ? answer_orphan(c) : CIPC_ECLOSING;
+    cipc_buf *b = &c->w->out; /* reused for every response of this worker */
+    cipc_buf_reset(b);
+    int rc = build_head(r, b, status, content_type, (int64_t)len);
+    if (rc == 0 && !r->head_only && len)
+        rc = cipc_buf_append(b, body, len);
+    if (rc == 0) {
+        r->bytes_out = r->head_only ? 0 : len;
+        rc = conn_send(c, b->data, b->len, !c->keep_alive);
+    }
+    if (b->cap > 1 << 20)
+        cipc_buf_free(b); /* do not keep a large body's buffer around */
+    request_done(c);
+    return rc;
+}
+
+int cipc_http_respond_json(cipc_http_req *r, int status, json_t *json)
+{
+    char *text = json_dumps(json, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text)
+        return CIPC_EJSON;
+    int rc = cipc_http_respond(r, status, "application/json", text, strlen(text));
+    free(text);
+    return rc;
+}
+
+#define FILE_INLINE_MAX (256 * 1024)
+
+/* A file body sent with sendfile(2) on the loop's thread pool, in 1 MiB steps. */
+struct sendfile_job {
+    uv_fs_t req;
+    struct conn *c;
+    int fd;
+    int64_t off, left;
+    int close_after;
+    int failed;
+};
+
+static void on_sendfile(uv_fs_t *req);
+
+static void sendfile_step(struct sendfile_job *j)
+{
+    struct conn *c = j->c;
+    uv_os_fd_t out;
+    if (!c->closed && !j->failed && j->left > 0 && uv_fileno(&c->h.handle, &out) == 0) {
+        size_t n = j->left > (1 << 20) ? (1 << 20) : (size_t)j->left;
+        if (uv_fs_sendfile(c->w->uv, &j->req, (uv_file)out, j->fd, j->off, n, on_sendfile) == 0)
+            return;
+        j->close_after = 1;
+    }
+    int failed = j->left > 0;
+    c->pending_writes--;
+    close(j->fd);
+    int close_after = j->close_after || failed;
+    free(j);
+    if (c->closed)
+        return;
+    if (close_after)
+        conn_close(c);
+    else if (c->pending_writes == 0 && c->state == C_HEAD)
+        conn_process(c);
+}
+
+static void on_sendfile(uv_fs_t *req)
+{
+    struct sendfile_job *j = (struct sendfile_job *)req;
+    ssize_t n = req->result;
+    uv_fs_req_cleanup(req);
+    if (n <= 0) {
+        j->failed = 1; /* the peer went away or the file shrank: stop and close */
+    } else {
+        j->off += n;
+        j->left -= n;
+    }
+    sendfile_step(j);
+}
+
+int cipc_http_respond_file(cipc_http_req *r, int status, const char *path,
+                           const char *content_type)
+{
+    if (r->answered || r->streaming)
+        return CIPC_EBUSY;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        return CIPC_EFILE;
+    }
+    struct conn *c = r->c;
+    /* Small files, HEAD, or a head that cannot go out at once: one buffered response. */
+    if (st.st_size <= FILE_INLINE_MAX || r->head_only || c->pending_writes > 0) {
+        size_t size = r->head_only ? 0 : (size_t)st.st_size;
+        char *data = malloc(size ? size : 1);
+        ssize_t got = data && size ? pread(fd, data, size, 0) : 0;
+        close(fd);
+        if (!data || got != (ssize_t)size) {
+            free(data);
+            return CIPC_EFILE;
+        }
+        int rc;
+        if (r->head_only) {
+            /* The head announces the file's length; no body follows. */
+            cipc_buf *b = &c->w->out;
+            cipc_buf_reset(b);
+            r->answered = 1;
+            rc = build_head(r, b, status, content_type, (int64_t)st.st_size);
+            if (rc == 0)
+                rc = conn_send(c, b->data, b->len, !c->keep_alive);
+            request_done(c);
+        } else {
+            rc = cipc_http_respond(r, status, content_type, data, size);
+        }
+        free(data);
+        return rc;
+    }
+    struct sendfile_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        close(fd);
+        return -ENOMEM;
+    }
+    r->answered = 1;
+    cipc_buf *b = &c->w->out;
+    cipc_buf_reset(b);
+    int rc = build_head(r, b, status, content_type, (int64_t)st.st_size);
+    if (rc == 0)
+        rc = conn_send(c, b->data, b->len, 0);
+    if (rc < 0 || c->closed || c->pending_writes > 0) {
+        /* The head did not go out in one write: sendfile would overtake it. */
+        free(j);
+        close(fd);
+        if (!c->closed)
+            conn_close(c);
+        request_done(c);
+        return rc < 0 ? rc : CIPC_ENET;
+    }
+    j->c = c;
+    j->fd = fd;
+    j->left = st.st_size;
+    j->close_after = !c->keep_alive;
+    r->bytes_out = (uint64_t)st.st_size;
+    c->pending_writes++; /* holds the next pipelined response back until the file is out */
+    request_done(c);
+    sendfile_step(j);
+    return 0;
+}
+
+int cipc_http_start(cipc_http_req *r, int status, const char *content_type)
+{
+    if (r->answered || r->streaming)
+        return CIPC_EBUSY;
+    struct conn *c = r->c;
+    if (c->closed)
+        return c->orphan ? answer_orphan(c) : CIPC_ECLOSING;
+    r->streaming = 1;
+    cipc_buf b = CIPC_BUF_INIT;
+    int rc = build_head(r, &b, status, content_type, -1);
+    if (rc == 0)
+        rc = conn_send(c, b.data, b.len, 0);
+    cipc_buf_free(&b);
+    return rc;
+}
+
+int cipc_http_write(cipc_http_req *r, const void *data, size_t len)
+{
+    if (r->answered)
+        return CIPC_EBUSY;
+    if (!r->streaming) {
+        int rc = cipc_http_start(r, 200, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    if (r->c->closed)
+        return r->c->orphan ? answer_orphan(r->c) : CIPC_ECLOSING;
+    if (len == 0 || r->head_only)
+        return 0;
+    r->bytes_out += len;
+    if (r->p.minor == 0)
+        return conn_send(r->c, data, len, 0);
+    char hex[24];
+    int n = snprintf(hex, sizeof hex, "%zx\r\n", len);
+    cipc_buf b = CIPC_BUF_INIT;
+    int rc = cipc_buf_append(&b, hex, (size_t)n);
+    if (rc == 0)
+        rc = cipc_buf_append(&b, data, len);
+    if (rc == 0)
+        rc = cipc_buf_append(&b, "\r\n", 2);
+    if (rc == 0)
+        rc = conn_send(r->c, b.data, b.len, 0);
+    cipc_buf_free(&b);
+    return rc;
+}
+
+int cipc_http_end(cipc_http_req *r)
+{
+    if (r->answered)
+        return CIPC_EBUSY;
+    if (!r->streaming) {
+        int rc = cipc_http_start(r, 200, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    struct conn *c = r->c;
+    r->answered = 1;
+    if (c->closed)
+        return c->orphan ? answer_orphan(c) : CIPC_ECLOSING;
+    int rc = 0;
+    if (r->p.minor == 1 && !r->head_only)
+        rc = conn_send(c, "0\r\n\r\n", 5, !c->keep_alive);
+    else if (!c->keep_alive && c->pending_writes == 0)
+        conn_close(c);
+    request_done(c);
+    return rc;
+}
+
+/* --- request accessors ------------------------------------------------------------------ */
+
+const char *cipc_http_method(const cipc_http_req *r)
+{
+    return r->method;
+}
+
+const char *cipc_http_path(const cipc_http_req *r)
+{
+    return r->path;
+}
+
+const char *cipc_http_query_string(const cipc_http_req *r)
+{
+    return r->query;
+}
+
+int cipc_http_worker(const cipc_http_req *r)
+{
+    return r->c->w->index;
+}
+
+const char *cipc_http_header(const cipc_http_req *r, const char *name)
+{
+    for (size_t i = 0; i < r->p.n_headers; i++) {
+        if (strcasecmp(r->headers[i].name.p, name) == 0)
+            return r->headers[i].value.p;
+    }
+    return NULL;
+}
+
+const void *cipc_http_body(const cipc_http_req *r, size_t *len)
+{
+    if (len)
+        *len = r->body.len;
+    return r->body.data ? r->body.data : "";
+}
+
+int cipc_http_json(const cipc_http_req *cr, json_t **out, const char **why)
+{
+    cipc_http_req *r = (cipc_http_req *)cr;
+    json_error_t e;
+    *out = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &e);
+    if (*out)
+        return 0;
+    free(r->why);
+    r->why = NULL;
+    cipc_buf m = CIPC_BUF_INIT;
+    cipc_buf_printf(&m, "invalid JSON at line %d, column %d: %s", e.line, e.column, e.text);
+    r->why = cipc_buf_steal(&m, NULL);
+    if (why)
+        *why = r->why ? r->why : "invalid JSON";
+    return CIPC_EJSON;
+}
+
+const char *cipc_http_param(cipc_http_req *r, const char *name)
+{
+    const struct route *rt = r->route;
+    if (!rt)
+        return NULL;
+    for (size_t i = 0; i < rt->nsegs && i < r->nsegs; i++) {
+        if (!rt->par[i] || strcmp(rt->segs[i], name) != 0)
+            continue;
+        size_t off = r->decoded.len;
+        if (cipc_url_decode(r->segs[i].p, r->segs[i].n, 0, &r->decoded) < 0 ||
+            cipc_buf_append(&r->decoded, "", 1) < 0)
+            return NULL;
+        /* Earlier views stay valid only if the buffer did not move: keep one buffer per
+         * lookup result by never shrinking and reserving generously up front. */
+        return r->decoded.data + off;
+    }
+    return NULL;
+}
+
+const char *cipc_http_query(cipc_http_req *r, const char *name)
+{
+    if (!r->query_parsed) {
+        r->query_parsed = 1;
+        size_t qlen = strlen(r->query), pos = 0;
+        cipc_url_part k, v;
+        if (cipc_buf_reserve(&r->query_decoded, qlen + 64) < 0)
+            return NULL;
+        while (cipc_url_query_next(r->query, qlen, &pos, &k, &v)) {
+            if (cipc_url_decode(r->query + k.off, k.len, CIPC_URL_ENC_FORM, &r->query_decoded) <
+                    0 ||
+                cipc_buf_append(&r->query_decoded, "", 1) < 0 ||
+                cipc_url_decode(r->query + v.off, v.len, CIPC_URL_ENC_FORM, &r->query_decoded) <
+                    0 ||
+                cipc_buf_append(&r->query_decoded, "", 1) < 0)
+                return NULL;
+        }
+    }
+    const char *p = r->query_decoded.data, *end = p + r->query_decoded.len;
+    while (p && p < end) {
+        const char *val = p + strlen(p) + 1;
+        if (strcmp(p, name) == 0)
+            return val;
+        p = val + strlen(val) + 1;
+    }
+    return NULL;
+}
+
+/* --- connection lifecycle ------------------------------------------------------------- */
+
+static void on_conn_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    if (h == (uv_handle_t *)&c->timer)
+        return;
+    struct worker *w = c->w;
+    req_reset(&c->req);
+    free(c->buf);
+    free(c);
+    w->nconns--;
+    if (w->stopping && w->nconns == 0)
+        cipc__worker_drained(w);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    uv_close(&c->h.handle, on_conn_closed);
+}
+
+/* Answer to a request whose connection was closed while its handler ran: nothing is
+ * sent; the connection is released now that the handler is done with it. */
+static int answer_orphan(struct conn *c)
+{
+    req_reset(&c->req);
+    c->state = C_CLOSING;
+    uv_close(&c->h.handle, on_conn_closed);
+    return CIPC_ECLOSING;
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = 1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    uv_timer_stop(&c->timer);
+    /* Close the timer first, then the stream; the stream's close callback frees. A
+     * connection whose handler has not answered yet stays allocated (not reading, not
+     * writing) until the handler answers (answer_orphan), so the handler's request
+     * pointer stays valid; a forced shutdown frees it regardless, as the loop ends. */
+    if (c->state == C_HANDLER && !c->req.answered && !c->w->forcing) {
+        stop_reading(c);
+        c->orphan = 1;
+        uv_close((uv_handle_t *)&c->timer, NULL);
+        return;
+    }
+    uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    int kind = c->timer_kind;
+    c->timer_kind = T_NONE;
+    if (kind == T_HEAD || kind == T_BODY) {
+        cipc_log(CIPC_LOG_INFO, LOG_MODULE, "%s: request %s timed out", c->peer,
+                 kind == T_HEAD ? "head" : "body");
+        send_error_close(c, 408);
+        return;
+    }
+    conn_close(c); /* idle keep-alive, or a write that made no progress */
+}
+
+void cipc__conn_accept(struct worker *w, uv_stream_t *listener, int is_unix)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->w = w;
+    c->req.c = c;
+    if (is_unix)
+        uv_pipe_init(w->uv, &c->h.pipe, 0);
+    else
+        uv_tcp_init(w->uv, &c->h.tcp);
+    c->h.handle.data = c;
+    if (uv_accept(listener, &c->h.stream) < 0) {
+        uv_close(&c->h.handle, (uv_close_cb)free);
+        return;
+    }
+    uv_timer_init(w->uv, &c->timer);
+    c->timer.data = c;
+    w->nconns++;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    strcpy(c->peer, is_unix ? "unix" : "-");
+    if (!is_unix) {
+        uv_tcp_nodelay(&c->h.tcp, 1);
+        struct sockaddr_storage sa;
+        int salen = sizeof sa;
+        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&sa, &salen) == 0) {
+            if (sa.ss_family == AF_INET)
+                uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof c->peer);
+            else
+                uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof c->peer);
+        }
+    }
+    if (w->nconns > w->srv->o.max_connections || w->stopping) {
+        send_error_close(c, 503);
+        return;
+    }
+    c->state = C_HEAD;
+    c->keep_alive = 1;
+    conn_process(c);
+}
+
+void cipc__worker_close_idle(struct worker *w)
+{
+    struct conn *c = w->conns;
+    while (c) {
+        struct conn *next = c->next;
+        if (c->state == C_HEAD && c->len == 0 && c->pending_writes == 0)
+            conn_close(c);
+        else
+            c->keep_alive = 0;
+        c = next;
+    }
+}
+
+void cipc__worker_force_close(struct worker *w)
+{
+    w->forcing = 1;
+    while (w->conns)
+        conn_close(w->conns);
+}

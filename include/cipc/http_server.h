@@ -16,6 +16,10 @@
  *     cipc_server_run(srv);          (until SIGINT/SIGTERM, then drains gracefully)
  *     cipc_server_free(srv);
  *
+ * HTTPS: give tls_cert and tls_key; the server then also listens on tls_port (OpenSSL,
+ * TLS 1.2 and 1.3, ALPN http/1.1). Files are sent with sendfile on plain connections
+ * and read and encrypted on TLS ones.
+ *
  * The server answers by itself: 404 (no route), 405 with Allow (route exists for another
  * method), 400/413/414/431/501/505 for requests the parser rejects (then closes), 408
  * when the head or body does not arrive in time, 503 when max_connections is reached,
@@ -86,6 +90,10 @@ typedef struct cipc_server_opts {
                                     on stderr */
     cipc_server_ready_cb on_ready; /* optional */
     void *on_ready_ud;
+    const char *tls_cert;        /* PEM certificate (chain) file: also serve HTTPS */
+    const char *tls_key;         /* PEM private key file for tls_cert */
+    int tls_port;                /* the HTTPS port; 0 -> ephemeral (cipc_server_tls_port()).
+                                    Plain HTTP keeps listening on `port`. ALPN: http/1.1 */
 } cipc_server_opts;
 
 /* Create a server (not yet listening). Copies `opts`. Returns 0 and sets *out, or
@@ -114,6 +122,9 @@ CIPC_API int cipc_server_start(cipc_server *s, cipc_loop *loop);
 
 /* The TCP port listened on (useful with port 0), or 0 before listening. */
 CIPC_API int cipc_server_port(const cipc_server *s);
+
+/* The HTTPS port listened on, or 0 without TLS or before listening. */
+CIPC_API int cipc_server_tls_port(const cipc_server *s);
 
 /* Begin a graceful shutdown. Thread-safe; returns at once. */
 CIPC_API void cipc_server_stop(cipc_server *s);

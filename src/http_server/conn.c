@@ -78,7 +78,7 @@ static void on_written(uv_write_t *w, int status)
     c->pending_writes--;
     if (c->closed)
         return; /* the close callback frees the connection */
-    if (status < 0 || close_after) {
+    if (status < 0 || close_after || (c->close_when_drained && c->pending_writes == 0)) {
         conn_close(c);
         return;
     }
@@ -90,12 +90,17 @@ static void on_written(uv_write_t *w, int status)
 
 /* Send `len` bytes: write what the socket takes now, queue the rest (copied). If
  * close_after, the connection closes once they are out. Returns 0 or a negative code. */
-static int conn_send(struct conn *c, const char *data, size_t len, int close_after)
+int cipc__conn_raw_send(struct conn *c, const char *data, size_t len, int close_after)
 {
     if (c->closed)
         return CIPC_ECLOSING;
     size_t off = 0;
-    if (c->pending_writes == 0) {
+    if (len == 0 && close_after && c->pending_writes > 0) {
+        /* Close after the queued writes: mark the last one. */
+        c->close_when_drained = 1;
+        return 0;
+    }
+    if (c->pending_writes == 0 && len > 0) {
         uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
         int n = uv_try_write(&c->h.stream, &b, 1);
         if (n > 0)
@@ -128,6 +133,20 @@ static int conn_send(struct conn *c, const char *data, size_t len, int close_aft
     c->pending_writes++;
     set_timer(c, T_WRITE);
     return 0;
+}
+
+/* Send response bytes: encrypted first on TLS connections. */
+static int conn_send(struct conn *c, const char *data, size_t len, int close_after)
+{
+    if (c->closed)
+        return CIPC_ECLOSING;
+    if (c->ssl) {
+        int rc = cipc__tls_send(c, data, len, close_after);
+        if (rc < 0)
+            conn_close(c);
+        return rc;
+    }
+    return cipc__conn_raw_send(c, data, len, close_after);
 }
 
 /* Answer a request the server rejects by itself, then close. */
@@ -187,6 +206,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct conn *c = h->data;
     (void)suggested;
+    if (c->ssl) {
+        out->base = c->w->tls_in; /* decrypted in on_read before the next read */
+        out->len = sizeof c->w->tls_in;
+        return;
+    }
     if (c->cap - c->len < READ_CHUNK / 4) {
         size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
         while (cap - c->len < READ_CHUNK / 4)
@@ -207,14 +231,20 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct conn *c = s->data;
-    (void)b;
     if (n < 0) {
         conn_close(c);
         return;
     }
     if (n == 0)
         return;
-    c->len += (size_t)n;
+    if (c->ssl) {
+        if (cipc__tls_feed(c, b->base, (size_t)n) < 0) {
+            conn_close(c);
+            return;
+        }
+    } else {
+        c->len += (size_t)n;
+    }
     conn_process(c);
 }
 
@@ -631,7 +661,7 @@ int cipc_http_respond_file(cipc_http_req *r, int status, const char *path,
     }
     struct conn *c = r->c;
     /* Small files, HEAD, or a head that cannot go out at once: one buffered response. */
-    if (st.st_size <= FILE_INLINE_MAX || r->head_only || c->pending_writes > 0) {
+    if (st.st_size <= FILE_INLINE_MAX || r->head_only || c->pending_writes > 0 || c->ssl) {
         size_t size = r->head_only ? 0 : (size_t)st.st_size;
         char *data = malloc(size ? size : 1);
         ssize_t got = data && size ? pread(fd, data, size, 0) : 0;
@@ -866,6 +896,7 @@ static void on_conn_closed(uv_handle_t *h)
         return;
     struct worker *w = c->w;
     req_reset(&c->req);
+    cipc__tls_conn_free(c);
     free(c->buf);
     free(c);
     w->nconns--;
@@ -929,8 +960,9 @@ static void on_timer(uv_timer_t *t)
     conn_close(c); /* idle keep-alive, or a write that made no progress */
 }
 
-void cipc__conn_accept(struct worker *w, uv_stream_t *listener, int is_unix)
+void cipc__conn_accept(struct worker *w, uv_stream_t *listener, int kind)
 {
+    int is_unix = kind == LISTENER_UNIX;
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
         return;
@@ -963,6 +995,10 @@ void cipc__conn_accept(struct worker *w, uv_stream_t *listener, int is_unix)
             else
                 uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof c->peer);
         }
+    }
+    if (kind == LISTENER_TLS && cipc__tls_conn_new(c) < 0) {
+        conn_close(c);
+        return;
     }
     if (w->nconns > w->srv->o.max_connections || w->stopping) {
         send_error_close(c, 503);

@@ -2,6 +2,7 @@
 #ifndef CIPC_HTTP_SERVER_INTERNAL_H
 #define CIPC_HTTP_SERVER_INTERNAL_H
 
+#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <uv.h>
 
@@ -71,8 +72,10 @@ struct conn {
     int in_process;   /* inside conn_process(): do not recurse */
     int closed;       /* uv_close called */
     int pending_writes;
+    int close_when_drained;
     int timer_kind;
     int orphan;       /* closed while its handler had not answered yet */
+    SSL *ssl;         /* TLS connections only */
     char peer[48];
     struct cipc_http_req req;
 };
@@ -86,6 +89,11 @@ struct worker {
     int has_listener;
     uv_pipe_t unix_listener;
     int has_unix;
+    uv_tcp_t tls_listener;
+    int has_tls;
+    int tls_fd;
+    char tls_in[16384]; /* ciphertext read buffer, shared by the worker's TLS conns */
+    cipc_buf tls_out;   /* ciphertext staging */
     uv_async_t wake;   /* cipc_server_stop() from any thread */
     uv_timer_t shutdown_timer;
     uv_signal_t sigint, sigterm;
@@ -117,7 +125,9 @@ struct cipc_server {
     struct worker *workers;
     int nworkers;
     int port;
-    char errmsg[256];
+    int tls_port;
+    SSL_CTX *ssl_ctx;
+    char errmsg[512];
 };
 
 /* router.c */
@@ -129,7 +139,21 @@ int cipc__route_allow(const cipc_server *s, const struct cipc__slice *segs, size
 void cipc__routes_free(cipc_server *s);
 
 /* conn.c */
-void cipc__conn_accept(struct worker *w, uv_stream_t *listener, int is_unix);
+enum { LISTENER_TCP, LISTENER_UNIX, LISTENER_TLS };
+void cipc__conn_accept(struct worker *w, uv_stream_t *listener, int kind);
+/* Write bytes to the socket as they are (ciphertext on TLS connections). len may be 0
+ * with close_after to close once earlier writes are out. */
+int cipc__conn_raw_send(struct conn *c, const char *data, size_t len, int close_after);
+
+/* tls.c */
+int cipc__tls_ctx_new(cipc_server *s);
+void cipc__tls_ctx_free(cipc_server *s);
+int cipc__tls_conn_new(struct conn *c);
+void cipc__tls_conn_free(struct conn *c);
+/* Feed ciphertext; plaintext is appended to c->buf. Returns 0 or a negative code. */
+int cipc__tls_feed(struct conn *c, const char *cipher, size_t n);
+/* Encrypt and send. */
+int cipc__tls_send(struct conn *c, const char *data, size_t len, int close_after);
 void cipc__worker_close_idle(struct worker *w);
 void cipc__worker_force_close(struct worker *w);
 const char *cipc__worker_date(struct worker *w);

@@ -56,11 +56,20 @@ int cipc_server_new(const cipc_server_opts *in, cipc_server **out)
     if (!o->max_connections)
         o->max_connections = CIPC_SERVER_DEFAULT_MAX_CONNECTIONS;
     /* Strings are copied so the caller's may go. */
+    if (!o->tls_cert != !o->tls_key || o->tls_port < 0 || o->tls_port > 65535) {
+        free(s);
+        return -EINVAL;
+    }
     o->host = strdup(o->host);
     o->unix_path = o->unix_path ? strdup(o->unix_path) : NULL;
-    if (!o->host || (in && in->unix_path && !o->unix_path)) {
+    o->tls_cert = o->tls_cert ? strdup(o->tls_cert) : NULL;
+    o->tls_key = o->tls_key ? strdup(o->tls_key) : NULL;
+    if (!o->host || (in && in->unix_path && !o->unix_path) || (in && in->tls_cert && !o->tls_cert) ||
+        (in && in->tls_key && !o->tls_key)) {
         free((char *)o->host);
         free((char *)o->unix_path);
+        free((char *)o->tls_cert);
+        free((char *)o->tls_key);
         free(s);
         return -ENOMEM;
     }
@@ -83,9 +92,14 @@ int cipc_server_port(const cipc_server *s)
     return s->port;
 }
 
+int cipc_server_tls_port(const cipc_server *s)
+{
+    return s->tls_port;
+}
+
 /* A listening TCP socket on host:port with SO_REUSEPORT, so every worker can bind the
  * same port and the kernel spreads connections. Returns the fd or a negative code. */
-static int listen_socket(cipc_server *s, int port)
+static int listen_socket(cipc_server *s, int port, int *bound)
 {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
@@ -122,9 +136,9 @@ static int listen_socket(cipc_server *s, int port)
     }
     if (port == 0) {
         getsockname(fd, (struct sockaddr *)&ss, &len);
-        s->port = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
+        *bound = ntohs(ss.ss_family == AF_INET ? a4->sin_port : a6->sin6_port);
     } else {
-        s->port = port;
+        *bound = port;
     }
     return fd;
 }
@@ -134,7 +148,10 @@ static void on_connection(uv_stream_t *l, int status)
     struct worker *w = l->data;
     if (status < 0)
         return;
-    cipc__conn_accept(w, l, (uv_handle_t *)l == (uv_handle_t *)&w->unix_listener);
+    int kind = (uv_handle_t *)l == (uv_handle_t *)&w->unix_listener  ? LISTENER_UNIX
+               : (uv_handle_t *)l == (uv_handle_t *)&w->tls_listener ? LISTENER_TLS
+                                                                      : LISTENER_TCP;
+    cipc__conn_accept(w, l, kind);
 }
 
 static void on_worker_handle_closed(uv_handle_t *h)
@@ -176,7 +193,9 @@ static void begin_shutdown(struct worker *w)
         uv_close((uv_handle_t *)&w->listener, on_worker_handle_closed);
     if (w->has_unix)
         uv_close((uv_handle_t *)&w->unix_listener, on_worker_handle_closed);
-    w->has_listener = w->has_unix = 0;
+    if (w->has_tls)
+        uv_close((uv_handle_t *)&w->tls_listener, on_worker_handle_closed);
+    w->has_listener = w->has_unix = w->has_tls = 0;
     cipc__worker_close_idle(w);
     if (w->nconns == 0)
         cipc__worker_drained(w);
@@ -223,6 +242,20 @@ static int worker_start(struct worker *w, uv_loop_t *uv, int fd)
         snprintf(s->errmsg, sizeof s->errmsg, "listen: %s", uv_strerror(rc));
         return rc;
     }
+    if (w->tls_fd >= 0) {
+        uv_tcp_init(uv, &w->tls_listener);
+        w->tls_listener.data = w;
+        w->handles_open++;
+        w->has_tls = 1;
+        rc = uv_tcp_open(&w->tls_listener, w->tls_fd);
+        w->tls_fd = -1;
+        if (rc == 0)
+            rc = uv_listen((uv_stream_t *)&w->tls_listener, 1024, on_connection);
+        if (rc < 0) {
+            snprintf(s->errmsg, sizeof s->errmsg, "TLS listen: %s", uv_strerror(rc));
+            return rc;
+        }
+    }
     if (w->index == 0 && s->o.unix_path) {
         unlink(s->o.unix_path);
         uv_pipe_init(uv, &w->unix_listener, 0);
@@ -252,7 +285,9 @@ static void worker_abort(struct worker *w)
         uv_close((uv_handle_t *)&w->listener, on_worker_handle_closed);
     if (w->has_unix)
         uv_close((uv_handle_t *)&w->unix_listener, on_worker_handle_closed);
-    w->has_listener = w->has_unix = 0;
+    if (w->has_tls)
+        uv_close((uv_handle_t *)&w->tls_listener, on_worker_handle_closed);
+    w->has_listener = w->has_unix = w->has_tls = 0;
     cipc__worker_drained(w);
     uv_run(w->uv, UV_RUN_DEFAULT);
 }
@@ -278,24 +313,38 @@ static int make_workers(cipc_server *s, int n)
     if (!s->workers)
         return -ENOMEM;
     s->nworkers = n;
-    int port = s->o.port;
+    if (s->o.tls_cert) {
+        int rc = cipc__tls_ctx_new(s);
+        if (rc < 0)
+            return rc;
+    }
+    int port = s->o.port, tls_port = s->o.tls_port;
     for (int i = 0; i < n; i++) {
         struct worker *w = &s->workers[i];
         w->srv = s;
         w->index = i;
         w->fd = -1;
+        w->tls_fd = -1;
         atomic_init(&w->ready, 0);
         cipc_buf_reset(&w->out);
     }
     for (int i = 0; i < n; i++) {
-        int fd = listen_socket(s, port);
-        if (fd < 0) {
-            for (int k = 0; k < i; k++)
+        int fd = listen_socket(s, port, &s->port);
+        int tfd = fd >= 0 && s->ssl_ctx ? listen_socket(s, tls_port, &s->tls_port) : -1;
+        if (fd < 0 || (s->ssl_ctx && tfd < 0)) {
+            if (fd >= 0)
+                close(fd);
+            for (int k = 0; k < i; k++) {
                 close(s->workers[k].fd);
-            return fd;
+                if (s->workers[k].tls_fd >= 0)
+                    close(s->workers[k].tls_fd);
+            }
+            return fd < 0 ? fd : tfd;
         }
         s->workers[i].fd = fd;
-        port = s->port; /* the others share the port the first one got */
+        s->workers[i].tls_fd = tfd;
+        port = s->port; /* the others share the ports the first one got */
+        tls_port = s->tls_port;
     }
     return 0;
 }
@@ -386,12 +435,16 @@ void cipc_server_free(cipc_server *s)
     for (int i = 0; i < s->nworkers; i++) {
         free(s->workers[i].scratch);
         cipc_buf_free(&s->workers[i].out);
+        cipc_buf_free(&s->workers[i].tls_out);
     }
     free(s->workers);
     cipc__routes_free(s);
     if (s->o.unix_path)
         unlink(s->o.unix_path);
+    cipc__tls_ctx_free(s);
     free((char *)s->o.host);
     free((char *)s->o.unix_path);
+    free((char *)s->o.tls_cert);
+    free((char *)s->o.tls_key);
     free(s);
 }

@@ -108,6 +108,14 @@ CIPC_API int cipc_server_new(const cipc_server_opts *opts, cipc_server **out);
 CIPC_API int cipc_route(cipc_server *s, const char *method, const char *path,
                         cipc_http_handler h, void *ud);
 
+/* Add a streaming route: the handler runs as soon as the request head has arrived, and
+ * takes the body piece by piece with cipc_http_read_body() (called from the handler) instead
+ * of as one buffer; max_body still bounds the total. Requests without a body are handled
+ * as by cipc_route(). If the handler answers before the body has been read, the rest of the
+ * body is not read and the connection closes after the response. Returns as cipc_route(). */
+CIPC_API int cipc_route_stream(cipc_server *s, const char *method, const char *path,
+                               cipc_http_handler h, void *ud);
+
 /* Listen and serve on the calling thread until cipc_server_stop() or SIGINT/SIGTERM,
  * then shut down gracefully (stop accepting, let in-flight requests finish within
  * shutdown_timeout_ms, close idle connections). Extra workers run on threads of their
@@ -165,6 +173,16 @@ CIPC_API const void *cipc_http_body(const cipc_http_req *r, size_t *len);
 /* Parse the body as JSON (returns owned: json_decref). Returns 0, or CIPC_EJSON with a
  * message in *why (a view valid until the request is answered) if `why` is not NULL. */
 CIPC_API int cipc_http_json(const cipc_http_req *r, json_t **out, const char **why);
+
+/* Receives a streamed body: each piece as it arrives (a view valid during the call), then
+ * one call with data NULL and len 0 at the end. The handler may answer from any of these
+ * calls (typically the last). */
+typedef void (*cipc_http_body_cb)(cipc_http_req *req, const void *data, size_t len, void *ud);
+
+/* In a cipc_route_stream() handler: deliver the body to `cb`. Must be called from the
+ * handler itself. Returns 0, or CIPC_EBUSY outside a streaming handler. Without it, the
+ * body of a streaming route is read and discarded. */
+CIPC_API int cipc_http_read_body(cipc_http_req *req, cipc_http_body_cb cb, void *ud);
 
 /* The index of the worker thread running this request (0 .. workers-1). */
 CIPC_API int cipc_http_worker(const cipc_http_req *r);

@@ -27,6 +27,9 @@ static void on_conn_closed(uv_handle_t *h);
 static void conn_close(struct conn *c);
 static void on_timer(uv_timer_t *t);
 static int answer_orphan(struct conn *c);
+static const struct route *route_lookup(struct conn *c, int *mismatch);
+static int stream_piece(struct conn *c, const char *p, size_t n);
+static void stream_end(struct conn *c);
 
 /* --- small helpers --------------------------------------------------------------------- */
 
@@ -300,17 +303,51 @@ static size_t split_path(const char *path, struct cipc__slice *segs, size_t max)
     return n;
 }
 
+/* Find the route for the current request (and its path segments, for parameters). */
+static const struct route *route_lookup(struct conn *c, int *mismatch)
+{
+    struct cipc_http_req *r = &c->req;
+    r->nsegs = split_path(r->path, r->segs, sizeof r->segs / sizeof r->segs[0]);
+    *mismatch = 0;
+    if (r->nsegs > sizeof r->segs / sizeof r->segs[0])
+        return NULL;
+    return cipc__route_match(c->w->srv, r->method, strlen(r->method), r->segs, r->nsegs,
+                             mismatch);
+}
+
+/* Deliver a piece of a streamed body to the handler's callback. Returns 0 if the
+ * handler answered meanwhile (the connection then closes), 1 to go on. */
+static int stream_piece(struct conn *c, const char *p, size_t n)
+{
+    struct cipc_http_req *r = &c->req;
+    enum conn_state before = c->state;
+    r->streamed += n;
+    if (r->body_cb)
+        r->body_cb(r, p, n, r->body_ud);
+    return c->state == before && !c->closed;
+}
+
+/* A streamed body is complete: the handler's callback gets the end mark (len 0), and
+ * the request waits for its answer like any other. */
+static void stream_end(struct conn *c)
+{
+    struct cipc_http_req *r = &c->req;
+    set_timer(c, T_NONE);
+    stop_reading(c);
+    c->state = C_HANDLER;
+    c->body_done = 0; /* streamed bytes are already gone from the buffer */
+    if (r->body_cb)
+        r->body_cb(r, NULL, 0, r->body_ud);
+}
+
 static void dispatch(struct conn *c)
 {
     struct cipc_http_req *r = &c->req;
     cipc_server *s = c->w->srv;
     c->state = C_HANDLER;
     r->t0_ns = r->t0_ns ? r->t0_ns : cipc_now_ns();
-    r->nsegs = split_path(r->path, r->segs, sizeof r->segs / sizeof r->segs[0]);
     int mismatch = 0;
-    const struct route *rt = NULL;
-    if (r->nsegs <= sizeof r->segs / sizeof r->segs[0])
-        rt = cipc__route_match(s, r->method, strlen(r->method), r->segs, r->nsegs, &mismatch);
+    const struct route *rt = route_lookup(c, &mismatch);
     if (!rt) {
         if (mismatch) {
             cipc_buf allow = CIPC_BUF_INIT;
@@ -427,6 +464,61 @@ static void conn_process(struct conn *c)
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                 conn_send(c, cont, sizeof cont - 1, 0);
             }
+            /* A streaming route sees the head now and the body as it arrives. */
+            int mismatch = 0;
+            const struct route *rt = route_lookup(c, &mismatch);
+            if (rt && rt->streaming) {
+                c->req.route = rt;
+                c->req.streamed_route = 1;
+                rt->h(&c->req, rt->ud);
+            }
+            continue;
+        }
+        if (c->state == C_BODY_CL && c->req.streamed_route) {
+            struct cipc_http_req *r = &c->req;
+            size_t want = (size_t)r->p.content_length - (size_t)r->streamed;
+            size_t have = c->len - c->head_len;
+            size_t n = have < want ? have : want;
+            if (n > 0) {
+                if (!stream_piece(c, c->buf + c->head_len, n))
+                    continue; /* the handler answered: the connection is closing */
+                memmove(c->buf + c->head_len, c->buf + c->head_len + n, have - n);
+                c->len -= n;
+            }
+            if (r->streamed < (uint64_t)r->p.content_length) {
+                start_reading(c);
+                break;
+            }
+            stream_end(c);
+            continue;
+        }
+        if (c->state == C_BODY_CHUNKED && c->req.streamed_route) {
+            struct cipc_http_req *r = &c->req;
+            size_t start = c->head_len;
+            size_t n = c->len - start;
+            if (n == 0) {
+                start_reading(c);
+                break;
+            }
+            int rc = cipc__http_chunked_decode(&c->chunked, c->buf + start, &n);
+            if (rc == CIPC_EPROTO) {
+                send_error_close(c, 400);
+                break;
+            }
+            if (r->streamed + n > s->limits.max_body) {
+                send_error_close(c, 413);
+                break;
+            }
+            if (n > 0 && !stream_piece(c, c->buf + start, n))
+                continue;
+            if (rc == CIPC_EAGAIN) {
+                c->len = start;
+                start_reading(c);
+                break;
+            }
+            memmove(c->buf + start, c->buf + start + n, (size_t)rc);
+            c->len = start + (size_t)rc;
+            stream_end(c);
             continue;
         }
         if (c->state == C_BODY_CL) {
@@ -538,8 +630,8 @@ static int build_head(cipc_http_req *r, cipc_buf *b, int status, const char *cty
                       int64_t length)
 {
     struct conn *c = r->c;
-    if (c->w->stopping)
-        c->keep_alive = 0;
+    if (c->w->stopping || c->state == C_BODY_CL || c->state == C_BODY_CHUNKED)
+        c->keep_alive = 0; /* shutting down, or the rest of the body is never read */
     if (length < 0 && r->p.minor == 0)
         c->keep_alive = 0;
     r->status = status;
@@ -783,6 +875,15 @@ int cipc_http_end(cipc_http_req *r)
         conn_close(c);
     request_done(c);
     return rc;
+}
+
+int cipc_http_read_body(cipc_http_req *r, cipc_http_body_cb cb, void *ud)
+{
+    if (!r->streamed_route || r->c->state == C_HANDLER)
+        return CIPC_EBUSY;
+    r->body_cb = cb;
+    r->body_ud = ud;
+    return 0;
 }
 
 /* --- request accessors ------------------------------------------------------------------ */

@@ -18,6 +18,7 @@ struct route {
     size_t nsegs;
     cipc_http_handler h;
     void *ud;
+    int streaming; /* cipc_route_stream(): called at the head, body streamed */
 };
 
 struct worker;
@@ -46,6 +47,10 @@ struct cipc_http_req {
     int head_only;               /* HEAD: no body bytes */
     int64_t t0_ns;
     uint64_t bytes_out;
+    int streamed_route;          /* the route takes the body as a stream */
+    uint64_t streamed;           /* body bytes delivered so far */
+    cipc_http_body_cb body_cb;
+    void *body_ud;
 };
 
 enum conn_state { C_HEAD, C_BODY_CL, C_BODY_CHUNKED, C_HANDLER, C_CLOSING };

@@ -72,8 +72,8 @@ static void route_clear(struct route *r)
     free(r->par);
 }
 
-int cipc_route(cipc_server *s, const char *method, const char *path, cipc_http_handler h,
-               void *ud)
+static int add_route(cipc_server *s, const char *method, const char *path, cipc_http_handler h,
+                     void *ud, int streaming)
 {
     if (s->started)
         return CIPC_EBUSY;
@@ -93,6 +93,7 @@ int cipc_route(cipc_server *s, const char *method, const char *path, cipc_http_h
     r.tmpl = strdup(path);
     r.h = h;
     r.ud = ud;
+    r.streaming = streaming;
     struct route *nr = realloc(s->routes, (s->nroutes + 1) * sizeof *nr);
     if (!r.method || !r.tmpl || !nr) {
         route_clear(&r);
@@ -103,6 +104,18 @@ int cipc_route(cipc_server *s, const char *method, const char *path, cipc_http_h
     s->routes = nr;
     s->routes[s->nroutes++] = r;
     return 0;
+}
+
+int cipc_route(cipc_server *s, const char *method, const char *path, cipc_http_handler h,
+               void *ud)
+{
+    return add_route(s, method, path, h, ud, 0);
+}
+
+int cipc_route_stream(cipc_server *s, const char *method, const char *path, cipc_http_handler h,
+                      void *ud)
+{
+    return add_route(s, method, path, h, ud, 1);
 }
 
 static int path_matches(const struct route *r, const struct cipc__slice *segs, size_t nsegs)

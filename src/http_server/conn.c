@@ -205,6 +205,51 @@ static void access_log(struct cipc_http_req *r)
 
 /* --- reading --------------------------------------------------------------------------- */
 
+/* Move a view that points into the old read buffer to the same place in the new one. */
+static void rebase(const char **p, uintptr_t old, size_t len, char *nb)
+{
+    uintptr_t v = (uintptr_t)*p;
+    if (*p && v >= old && v <= old + len)
+        *p = nb + (v - old);
+}
+
+/* Grow the read buffer to at least `need` free bytes. The request being read or handled
+ * keeps views into the buffer (its strings, the parsed head), so they move with it.
+ * Returns 0 or -ENOMEM. */
+int cipc__conn_buf_grow(struct conn *c, size_t need)
+{
+    if (c->cap - c->len >= need)
+        return 0;
+    size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
+    while (cap - c->len < need)
+        cap *= 2;
+    uintptr_t old = (uintptr_t)c->buf; /* an address only: compared, never dereferenced */
+    char *nb = realloc(c->buf, cap);
+    if (!nb)
+        return -ENOMEM;
+    c->buf = nb;
+    c->cap = cap;
+    if (!old || (uintptr_t)nb == old || c->state == C_HEAD)
+        return 0;
+    struct cipc_http_req *r = &c->req;
+    size_t len = c->len;
+    rebase(&r->method, old, len, nb);
+    rebase(&r->path, old, len, nb);
+    rebase(&r->query, old, len, nb);
+    rebase(&r->p.method.p, old, len, nb);
+    rebase(&r->p.target.p, old, len, nb);
+    rebase(&r->p.path.p, old, len, nb);
+    rebase(&r->p.query.p, old, len, nb);
+    rebase(&r->p.host.p, old, len, nb);
+    for (size_t i = 0; i < r->p.n_headers; i++) {
+        rebase(&r->headers[i].name.p, old, len, nb);
+        rebase(&r->headers[i].value.p, old, len, nb);
+    }
+    for (size_t i = 0; i < r->nsegs && i < sizeof r->segs / sizeof r->segs[0]; i++)
+        rebase(&r->segs[i].p, old, len, nb);
+    return 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct conn *c = h->data;
@@ -214,18 +259,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
         out->len = sizeof c->w->tls_in;
         return;
     }
-    if (c->cap - c->len < READ_CHUNK / 4) {
-        size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
-        while (cap - c->len < READ_CHUNK / 4)
-            cap *= 2;
-        char *nb = realloc(c->buf, cap);
-        if (!nb) {
-            out->base = NULL;
-            out->len = 0;
-            return;
-        }
-        c->buf = nb;
-        c->cap = cap;
+    if (cipc__conn_buf_grow(c, READ_CHUNK / 4) < 0) {
+        out->base = NULL;
+        out->len = 0;
+        return;
     }
     out->base = c->buf + c->len;
     out->len = c->cap - c->len;
@@ -1125,7 +1162,17 @@ void cipc__worker_close_idle(struct worker *w)
 
 void cipc__worker_force_close(struct worker *w)
 {
+    static const char unanswered[] = "HTTP/1.1 500 Internal Server Error\r\n"
+                                     "Content-Length: 0\r\nConnection: close\r\n\r\n";
     w->forcing = 1;
-    while (w->conns)
-        conn_close(w->conns);
+    while (w->conns) {
+        struct conn *c = w->conns;
+        /* A handler that never answered: tell the client, as far as the socket takes it
+         * at once, before the connection goes. */
+        if (c->state == C_HANDLER && !c->req.answered && !c->req.streaming) {
+            c->req.answered = 1;
+            conn_send(c, unanswered, sizeof unanswered - 1, 0);
+        }
+        conn_close(c);
+    }
 }

@@ -150,6 +150,10 @@ void cipc__conn_accept(struct worker *w, uv_stream_t *listener, int kind);
  * with close_after to close once earlier writes are out. */
 int cipc__conn_raw_send(struct conn *c, const char *data, size_t len, int close_after);
 
+/* Grow c->buf to at least `need` free bytes, moving the current request's views with it.
+ * Returns 0 or -ENOMEM. */
+int cipc__conn_buf_grow(struct conn *c, size_t need);
+
 /* tls.c */
 int cipc__tls_ctx_new(cipc_server *s);
 void cipc__tls_ctx_free(cipc_server *s);

@@ -368,7 +368,7 @@ int cipc_server_run(cipc_server *s)
     if (uv_loop_init(&w0->own_loop) < 0)
         return -ENOMEM;
     rc = worker_start(w0, &w0->own_loop, w0->fd);
-    if (rc == 0) {
+    if (rc == 0 && !w0->drained) { /* (drained already if stopped before it ran) */
         uv_signal_init(w0->uv, &w0->sigint);
         uv_signal_init(w0->uv, &w0->sigterm);
         w0->sigint.data = w0->sigterm.data = w0;
@@ -381,6 +381,8 @@ int cipc_server_run(cipc_server *s)
         if (s->o.on_ready)
             s->o.on_ready(s, s->o.on_ready_ud);
         uv_run(w0->uv, UV_RUN_DEFAULT);
+    } else if (rc == 0) {
+        uv_run(w0->uv, UV_RUN_DEFAULT); /* stopped before it ran: close what it opened */
     } else {
         cipc_server_stop(s);
         worker_abort(w0);

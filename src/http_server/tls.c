@@ -121,14 +121,8 @@ int cipc__tls_feed(struct conn *c, const char *cipher, size_t n)
         n -= (size_t)w;
     }
     for (;;) {
-        if (c->cap - c->len < 4096) {
-            size_t cap = c->cap ? c->cap * 2 : 16384;
-            char *nb = realloc(c->buf, cap);
-            if (!nb)
-                return -ENOMEM;
-            c->buf = nb;
-            c->cap = cap;
-        }
+        if (cipc__conn_buf_grow(c, 4096) < 0)
+            return -ENOMEM;
         int got = SSL_read(c->ssl, c->buf + c->len, (int)(c->cap - c->len));
         if (got > 0) {
             c->len += (size_t)got;

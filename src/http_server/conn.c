@@ -53,8 +53,10 @@ static void set_timer(struct conn *c, int kind)
               : kind == T_BODY ? o->body_timeout_ms
               : kind == T_WRITE ? o->write_timeout_ms
                                : 0;
+    if (kind == T_IDLE)
+        c->idle_since = uv_now(c->w->uv);
     if (kind == c->timer_kind)
-        return;
+        return; /* an armed idle timer checks idle_since when it fires */
     c->timer_kind = kind;
     if (kind == T_NONE || ms <= 0) {
         uv_timer_stop(&c->timer);
@@ -377,6 +379,20 @@ static void stream_end(struct conn *c)
         r->body_cb(r, NULL, 0, r->body_ud);
 }
 
+static void dispatch(struct conn *c);
+
+/* Run the request's handler. Only if it has not answered when it returns does the
+ * connection stop reading (backpressure) and drop its timer: a handler answering at once
+ * costs no epoll or timer updates. */
+static void dispatch_request(struct conn *c)
+{
+    dispatch(c);
+    if (c->state == C_HANDLER && !c->closed) {
+        set_timer(c, T_NONE);
+        stop_reading(c);
+    }
+}
+
 static void dispatch(struct conn *c)
 {
     struct cipc_http_req *r = &c->req;
@@ -433,6 +449,8 @@ static int begin_request(struct conn *c, struct cipc__http_request *p, size_t he
         b[r->headers[i].value.p - b + r->headers[i].value.n] = '\0';
     }
     r->head_only = p->method.n == 4 && !memcmp(p->method.p, "HEAD", 4);
+    if (c->timer_kind == T_HEAD)
+        set_timer(c, T_NONE); /* the head is in; an idle timer may stay armed */
     r->t0_ns = cipc_now_ns();
     c->head_len = head_len;
     c->body_done = 0;
@@ -491,9 +509,7 @@ static void conn_process(struct conn *c)
             } else if (p.content_length > 0) {
                 c->state = C_BODY_CL;
             } else {
-                set_timer(c, T_NONE);
-                stop_reading(c);
-                dispatch(c);
+                dispatch_request(c);
                 continue;
             }
             set_timer(c, T_BODY);
@@ -571,9 +587,7 @@ static void conn_process(struct conn *c)
                 break;
             }
             c->body_done = want;
-            set_timer(c, T_NONE);
-            stop_reading(c);
-            dispatch(c);
+            dispatch_request(c);
             continue;
         }
         if (c->state == C_BODY_CHUNKED) {
@@ -604,9 +618,7 @@ static void conn_process(struct conn *c)
                 send_error_close(c, 500);
                 break;
             }
-            set_timer(c, T_NONE);
-            stop_reading(c);
-            dispatch(c);
+            dispatch_request(c);
             continue;
         }
         if (c->state == C_HANDLER || c->state == C_CLOSING)
@@ -1050,26 +1062,39 @@ static void on_timer_closed(uv_handle_t *h)
 
 /* Answer to a request whose connection was closed while its handler ran: nothing is
  * sent; the connection is released now that the handler is done with it. */
+static void conn_unlink(struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (c->w->conns == c)
+        c->w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
 static int answer_orphan(struct conn *c)
 {
     req_reset(&c->req);
     c->state = C_CLOSING;
+    c->orphan = 0; /* later calls on the request just get CIPC_ECLOSING */
+    conn_unlink(c);
     uv_close(&c->h.handle, on_conn_closed);
     return CIPC_ECLOSING;
 }
 
 static void conn_close(struct conn *c)
 {
+    if (c->orphan && c->w->forcing) {
+        /* Shutdown deadline: the handler never answered; finish closing now. */
+        c->orphan = 0;
+        conn_unlink(c);
+        uv_close(&c->h.handle, on_conn_closed);
+        return;
+    }
     if (c->closed)
         return;
     c->closed = 1;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        c->w->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
     uv_timer_stop(&c->timer);
     /* Close the timer first, then the stream; the stream's close callback frees. A
      * connection whose handler has not answered yet stays allocated (not reading, not
@@ -1077,10 +1102,11 @@ static void conn_close(struct conn *c)
      * pointer stays valid; a forced shutdown frees it regardless, as the loop ends. */
     if (c->state == C_HANDLER && !c->req.answered && !c->w->forcing) {
         stop_reading(c);
-        c->orphan = 1;
+        c->orphan = 1; /* stays on the worker's list for a forced shutdown */
         uv_close((uv_handle_t *)&c->timer, NULL);
         return;
     }
+    conn_unlink(c);
     uv_close((uv_handle_t *)&c->timer, on_timer_closed);
 }
 
@@ -1089,13 +1115,33 @@ static void on_timer(uv_timer_t *t)
     struct conn *c = t->data;
     int kind = c->timer_kind;
     c->timer_kind = T_NONE;
-    if (kind == T_HEAD || kind == T_BODY) {
+    switch (kind) {
+    case T_IDLE: {
+        /* The idle timer stays armed across requests; it closes the connection only if
+         * it has really been idle that long, else it waits for the rest. */
+        uint64_t idle = (uint64_t)c->w->srv->o.idle_timeout_ms;
+        uint64_t since = uv_now(c->w->uv) - c->idle_since;
+        int is_idle = c->state == C_HEAD && c->len == 0 && c->pending_writes == 0;
+        if (is_idle && since >= idle) {
+            conn_close(c);
+            return;
+        }
+        c->timer_kind = T_IDLE;
+        uv_timer_start(&c->timer, on_timer, is_idle ? idle - since : idle, 0);
+        return;
+    }
+    case T_HEAD:
+    case T_BODY:
         cipc_log(CIPC_LOG_INFO, LOG_MODULE, "%s: request %s timed out", c->peer,
                  kind == T_HEAD ? "head" : "body");
         send_error_close(c, 408);
         return;
+    case T_WRITE:
+        conn_close(c); /* a response that made no progress */
+        return;
+    default:
+        return;
     }
-    conn_close(c); /* idle keep-alive, or a write that made no progress */
 }
 
 void cipc__conn_accept(struct worker *w, uv_stream_t *listener, int kind)

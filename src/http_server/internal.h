@@ -79,6 +79,7 @@ struct conn {
     int pending_writes;
     int close_when_drained;
     int timer_kind;
+    uint64_t idle_since; /* uv_now() when the connection last became idle */
     int orphan;       /* closed while its handler had not answered yet */
     SSL *ssl;         /* TLS connections only */
     char peer[48];

@@ -61,7 +61,9 @@ static void usage(void)
 {
     fprintf(stderr, "usage: http_bench_server --port N [--workers W] [--host H] "
                     "[--max-connections C] [--tls CERT KEY]\n"
-                    "       http_bench_server --version\n");
+                    "       http_bench_server --version\n"
+                    "Prints \"PORT n\" once listening (--port 0 picks a free port). With --tls,\n"
+                    "HTTPS is served on --port (\"TLS_PORT n\") and plain HTTP on a free port.\n");
 }
 
 /* Parse a decimal option value in [min, max]; returns 0 or -1 with a message on stderr. */
@@ -91,6 +93,16 @@ static void raise_nofile(void)
     }
 }
 
+/* Print the ports once listening, so scripts can use --port 0. */
+static void on_ready(cipc_server *srv, void *ud)
+{
+    (void)ud;
+    printf("PORT %d\n", cipc_server_port(srv));
+    if (cipc_server_tls_port(srv))
+        printf("TLS_PORT %d\n", cipc_server_tls_port(srv));
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     cipc_server_opts opts = {
@@ -114,6 +126,8 @@ int main(int argc, char **argv)
                 return 2;
             }
             tls = 1;
+            opts.tls_cert = argv[i + 1];
+            opts.tls_key = argv[i + 2];
             i += 2;
             continue;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -125,7 +139,7 @@ int main(int argc, char **argv)
             return 2;
         }
         if (strcmp(a, "--port") == 0) {
-            if (parse_int(a, v, 1, 65535, &opts.port) != 0) {
+            if (parse_int(a, v, 0, 65535, &opts.port) != 0) {
                 return 2;
             }
         } else if (strcmp(a, "--workers") == 0) {
@@ -145,17 +159,18 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    if (tls) {
-        fprintf(stderr, "http_bench_server: TLS not supported yet (cipc_server_opts has no "
-                        "certificate options)\n");
-        return 2;
-    }
     if (opts.port < 0) {
         fprintf(stderr, "http_bench_server: --port is required\n");
         usage();
         return 2;
     }
 
+    if (tls) {
+        /* HTTPS on --port; plain HTTP moves to an ephemeral port. */
+        opts.tls_port = opts.port;
+        opts.port = 0;
+    }
+    opts.on_ready = on_ready;
     raise_nofile();
 
     cipc_server *srv = NULL;

@@ -10,10 +10,14 @@
  * on the scan: the request line may not reach max_request_line bytes without being
  * complete (414), and the head may not reach max_head bytes without being complete (431).
  *
- * When a call returns CIPC_EAGAIN, the parser leaves its position and state in the
- * private fields of the request, so the next call with prev_len == that len (the same
- * buffer and request) resumes at the byte where it stopped instead of scanning again:
- * feeding a head one byte at a time costs O(n), not O(n^2).
+ * cipc__http_parse_request() scans from byte 0 on every call and reads nothing from the
+ * request but its headers array, so it is safe with a fresh (uninitialised) request each
+ * time. cipc__http_parse_request_more() is the same scan, but when it returns CIPC_EAGAIN
+ * it leaves its position and state in the request's private fields, and the next call
+ * resumes at the byte where it stopped: a head fed one byte at a time costs O(n), not
+ * O(n^2). While resuming it keeps the field line in progress in the request itself, and
+ * refills the headers array from the buffer when the head completes, so the array may be
+ * shared (and overwritten) between calls.
  *
  * Decisions where RFC 9112 leaves a choice are listed in parser.h. */
 #include <limits.h>
@@ -114,7 +118,7 @@ static int lower(int c)
 int cipc__slice_ieq(struct cipc__slice s, const char *lower_token)
 {
     for (size_t i = 0; i < s.n; i++)
-        if (lower_token[i] == '\0' || lower((unsigned char)s.p[i]) != lower_token[i])
+        if (lower_token[i] == '\0' || lower((unsigned char)s.p[i]) != (unsigned char)lower_token[i])
             return 0;
     return lower_token[s.n] == '\0';
 }
@@ -123,7 +127,7 @@ int cipc__slice_ieq(struct cipc__slice s, const char *lower_token)
 static int ieq(const char *p, const char *tok, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)p[i]) != tok[i])
+        if (lower((unsigned char)p[i]) != (unsigned char)tok[i])
             return 0;
     return 1;
 }
@@ -190,23 +194,34 @@ static int valid_authority(const char *p, size_t n, int need_port)
 }
 
 /* Fast path of valid_authority() for the common Host values: a name of letters, digits,
- * '-', '.', '_' and '~' with at least one character that is not a digit or a dot, and an
- * optional port of 1 to 5 digits up to 65535. Returns 1 if p[0..n) is such a value, 0 if
- * the full check must decide. */
+ * '-', '.', '_' and '~' with at least one character that is not a digit or a dot, or a
+ * dotted quad (four decimal octets up to 255 without leading zeros, as the URL parser
+ * requires), and an optional port of 1 to 5 digits up to 65535. Returns 1 if p[0..n) is
+ * such a value, 0 if the full check must decide. */
 static int simple_host(const char *p, size_t n)
 {
     size_t i = 0;
     int name = 0;
+    unsigned dots = 0, digits = 0, octet = 0, quad = 1;
     for (; i < n; i++) {
         int c = (unsigned char)p[i];
-        if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+        if (c >= '0' && c <= '9') {
+            if ((digits == 1 && octet == 0) || digits == 3)
+                quad = 0;
+            octet = octet * 10 + (unsigned)(c - '0');
+            digits++;
+        } else if (c == '.') {
+            if (digits == 0 || octet > 255)
+                quad = 0;
+            dots++;
+            digits = octet = 0;
+        } else if (((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '-' || c == '_' || c == '~') {
             name = 1;
-        else if (c == '-' || c == '_' || c == '~')
-            name = 1;
-        else if (!(c >= '0' && c <= '9') && c != '.')
+        } else {
             break;
+        }
     }
-    if (!name)
+    if (!name && (!quad || dots != 3 || digits == 0 || octet > 255))
         return 0;
     if (i == n)
         return 1;
@@ -320,11 +335,11 @@ static int has_100_continue(const char *p, size_t n)
     return 0;
 }
 
-/* Act on the field line just completed (req->headers[req->n_headers - 1]). Returns 0 or
- * the status to fail with. Called at the LF of every field line. */
-static int on_field(struct cipc__http_request *req, const struct lim *lim)
+/* Act on the field line just completed, `h`. Returns 0 or the status to fail with. Called
+ * at the LF of every field line. */
+static int on_field(struct cipc__http_request *req, const struct cipc__http_header *h,
+                    const struct lim *lim)
 {
-    const struct cipc__http_header *h = &req->headers[req->n_headers - 1];
     const char *v = h->value.p;
     size_t n = h->value.n;
     switch (h->name.n) {
@@ -404,13 +419,9 @@ static int on_target(const char *buf, size_t end, struct cipc__http_request *req
     if (cipc_url_parse(t, n, &u) != 0 || !(u.flags & CIPC_URL_HAS_AUTHORITY) ||
         (u.flags & (CIPC_URL_HAS_USERINFO | CIPC_URL_HAS_FRAGMENT)))
         return 400;
-    if (u.path.len) {
+    if (u.path.len) { /* else {NULL, 0}, which means "/" */
         req->path.p = t + u.path.off;
         req->path.n = u.path.len;
-    } else {
-        /* No path means "/": point at the first '/' of "://", which is in the buffer. */
-        req->path.p = t + u.scheme.len + 1;
-        req->path.n = 1;
     }
     if (u.flags & CIPC_URL_HAS_QUERY) {
         req->query.p = t + u.query.off;
@@ -444,46 +455,98 @@ static int on_head_end(struct cipc__http_request *req)
     return 0;
 }
 
-static void reset(struct cipc__http_request *req)
+/* Refill req->headers from the field lines in buf[req->_hdr0 .. end), which the scan has
+ * checked: the name up to the ':', the value without the OWS around it. Called when a
+ * resumed parse completes, since the array may have been reused between calls. */
+static void refill_headers(const char *buf, size_t end, struct cipc__http_request *req)
 {
-    struct cipc__http_header *headers = req->headers;
+    const char *p = buf + req->_hdr0, *e = buf + end;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *colon = memchr(p, ':', (size_t)(e - p));
+        const char *cr = memchr(colon, '\r', (size_t)(e - colon));
+        const char *v = colon + 1, *ve = cr;
+        while (v < cr && is_ows(*v))
+            v++;
+        while (ve > v && is_ows(ve[-1]))
+            ve--;
+        req->headers[i].name.p = p;
+        req->headers[i].name.n = (size_t)(colon - p);
+        req->headers[i].value.p = v;
+        req->headers[i].value.n = (size_t)(ve - v);
+        p = cr + 2;
+    }
+}
+
+static void reset(struct cipc__http_request *req, struct cipc__http_header *headers)
+{
     memset(req, 0, sizeof *req);
     req->headers = headers;
     req->content_length = -1;
     req->_state = H_LEAD;
 }
 
+static void resolve_limits(const struct cipc__http_limits *limits, struct lim *lim)
+{
+    lim->line = CIPC__HTTP_DEFAULT_MAX_REQUEST_LINE;
+    lim->head = CIPC__HTTP_DEFAULT_MAX_HEAD;
+    lim->headers = CIPC__HTTP_DEFAULT_MAX_HEADERS;
+    lim->body = CIPC__HTTP_DEFAULT_MAX_BODY;
+    if (limits) {
+        if (limits->max_request_line)
+            lim->line = limits->max_request_line;
+        if (limits->max_head)
+            lim->head = limits->max_head;
+        if (limits->max_headers)
+            lim->headers = limits->max_headers;
+        if (limits->max_body)
+            lim->body = limits->max_body;
+    }
+    if (lim->head > INT_MAX)
+        lim->head = INT_MAX; /* the head's size must fit the return value */
+}
+
+static int scan(const char *buf, size_t len, const struct lim *lim, struct cipc__http_request *req,
+                int *status);
+
 int cipc__http_parse_request(const char *buf, size_t len, size_t prev_len,
                              const struct cipc__http_limits *limits, struct cipc__http_request *req,
                              int *status)
 {
-    struct lim lim = {CIPC__HTTP_DEFAULT_MAX_REQUEST_LINE, CIPC__HTTP_DEFAULT_MAX_HEAD,
-                      CIPC__HTTP_DEFAULT_MAX_HEADERS, CIPC__HTTP_DEFAULT_MAX_BODY};
-    if (limits) {
-        if (limits->max_request_line)
-            lim.line = limits->max_request_line;
-        if (limits->max_head)
-            lim.head = limits->max_head;
-        if (limits->max_headers)
-            lim.headers = limits->max_headers;
-        if (limits->max_body)
-            lim.body = limits->max_body;
-    }
-    if (lim.head > INT_MAX)
-        lim.head = INT_MAX; /* the head's size must fit the return value */
+    struct lim lim;
+    (void)prev_len; /* every call scans from byte 0; see cipc__http_parse_request_more() */
+    resolve_limits(limits, &lim);
+    reset(req, req->headers);
+    return scan(buf, len, &lim, req, status);
+}
 
-    const unsigned char *b = (const unsigned char *)buf;
-    size_t pos;
-    unsigned st;
-    if (prev_len != 0 && prev_len <= len && req->_buf == buf && req->_len == prev_len &&
-        req->_headers == req->headers && req->_pos <= prev_len) {
-        pos = req->_pos;
-        st = req->_state;
+void cipc__http_request_init(struct cipc__http_request *req, struct cipc__http_header *headers)
+{
+    reset(req, headers);
+}
+
+int cipc__http_parse_request_more(const char *buf, size_t len,
+                                  const struct cipc__http_limits *limits,
+                                  struct cipc__http_request *req, int *status)
+{
+    struct lim lim;
+    resolve_limits(limits, &lim);
+    if (req->_buf != NULL && req->_buf == buf && req->_len <= len && req->_pos <= req->_len) {
+        req->_resumed = 1;
     } else {
-        reset(req);
-        pos = 0;
-        st = H_LEAD;
+        reset(req, req->headers);
     }
+    return scan(buf, len, &lim, req, status);
+}
+
+/* The scan shared by both entry points: from req->_pos in state req->_state (byte 0 and
+ * H_LEAD after a reset) to a result. Only a CIPC_EAGAIN return leaves a resume point. */
+static int scan(const char *buf, size_t len, const struct lim *limp, struct cipc__http_request *req,
+                int *status)
+{
+    const struct lim lim = *limp;
+    const unsigned char *b = (const unsigned char *)buf;
+    size_t pos = req->_pos;
+    unsigned st = req->_state;
     req->_buf = NULL; /* only a CIPC_EAGAIN return leaves a resume point */
     /* Bytes past max_head are never looked at: reaching it inside the head is a 431. */
     const size_t end = len < lim.head ? len : lim.head;
@@ -617,8 +680,16 @@ int cipc__http_parse_request(const char *buf, size_t len, size_t prev_len,
                 goto more;
             if (b[pos++] != '\n')
                 goto fail;
-            if (st == H_VALUE_LF && (code = on_field(req, &lim)) != 0)
-                goto fail;
+            if (st == H_VALUE_LF) {
+                int bad = on_field(req, &req->_field, &lim);
+                if (bad != 0) {
+                    code = bad;
+                    goto fail;
+                }
+                req->headers[req->n_headers++] = req->_field;
+            } else {
+                req->_hdr0 = pos;
+            }
             st = H_LINE;
             continue;
         case H_LINE:
@@ -636,7 +707,7 @@ int cipc__http_parse_request(const char *buf, size_t len, size_t prev_len,
                 code = 431;
                 goto fail;
             }
-            req->headers[req->n_headers].name.p = buf + pos;
+            req->_field.name.p = buf + pos;
             pos++;
             st = H_NAME;
             continue;
@@ -647,8 +718,7 @@ int cipc__http_parse_request(const char *buf, size_t len, size_t prev_len,
                 goto more;
             if (b[pos] != ':') /* also whitespace before the colon */
                 goto fail;
-            struct cipc__slice *name = &req->headers[req->n_headers].name;
-            name->n = (size_t)(buf + pos - name->p);
+            req->_field.name.n = (size_t)(buf + pos - req->_field.name.p);
             pos++;
             st = H_OWS;
             continue;
@@ -670,10 +740,8 @@ int cipc__http_parse_request(const char *buf, size_t len, size_t prev_len,
             size_t ve = pos;
             while (ve > req->_mark && is_ows(b[ve - 1]))
                 ve--;
-            struct cipc__slice *value = &req->headers[req->n_headers].value;
-            value->p = buf + req->_mark;
-            value->n = ve - req->_mark;
-            req->n_headers++;
+            req->_field.value.p = buf + req->_mark;
+            req->_field.value.n = ve - req->_mark;
             pos++;
             st = H_VALUE_LF;
             continue;
@@ -685,6 +753,8 @@ int cipc__http_parse_request(const char *buf, size_t len, size_t prev_len,
                 goto fail;
             if (on_head_end(req) != 0)
                 goto fail;
+            if (req->_resumed)
+                refill_headers(buf, pos, req);
             return (int)pos;
         default:
             goto fail;
@@ -706,7 +776,6 @@ more:
     req->_len = len;
     req->_pos = pos;
     req->_state = st;
-    req->_headers = req->headers;
     return CIPC_EAGAIN;
 
 fail:
@@ -719,7 +788,7 @@ fail:
 enum {
     K_SIZE0,     /* first hex digit of a chunk size */
     K_SIZE,      /* more hex digits, BWS, ';' or CR */
-    K_SIZE_WS,   /* BWS after the size: more of it or ';' */
+    K_SIZE_WS,   /* BWS after the size: more of it, then ';' */
     K_EXT,       /* chunk extensions up to CR */
     K_SIZE_LF,   /* after the CR of a size line */
     K_DATA,      /* d->remaining bytes of chunk data */
@@ -793,7 +862,7 @@ int cipc__http_chunked_decode(struct cipc__http_chunked *d, char *buf, size_t *l
         case K_SIZE:
         case K_SIZE_WS:
         case K_EXT:
-            if (c == '\r') {
+            if (c == '\r' && st != K_SIZE_WS) { /* BWS only before a ';' */
                 st = K_SIZE_LF;
                 break;
             }

@@ -1,10 +1,12 @@
 /* src/http/parser.h -- the HTTP/1.1 request parser (RFC 9112), private to cipc.
  *
- * Pure functions over bytes: no I/O, no allocation, no global state. The head parser is
- * resumable in the picohttpparser manner: call it again with the whole buffer received
- * so far (the same bytes plus more) until it stops returning CIPC_EAGAIN; results are
- * slices into that buffer, valid while the buffer is unchanged. The chunked-body decoder
- * keeps a small state struct and decodes in place, so it resumes at any byte boundary.
+ * Pure functions over bytes: no I/O, no allocation, no global state. The head parser works
+ * in the picohttpparser manner: call it again with the whole buffer received so far (the
+ * same bytes plus more) until it stops returning CIPC_EAGAIN; results are slices into that
+ * buffer, valid while the buffer is unchanged. cipc__http_parse_request() rescans from
+ * byte 0 on each call; cipc__http_parse_request_more() keeps its place in the request
+ * and scans only the new bytes. The chunked-body decoder keeps a small state struct and
+ * decodes in place, so it resumes at any byte boundary.
  *
  * What is accepted, and the choices made where RFC 9112 allows more than one:
  * - Lines end in CRLF only; a bare LF or a bare CR anywhere is a 400. Empty lines (CRLF)
@@ -39,9 +41,11 @@
  *   request, is a 400 whichever comes first.
  * - Host: required exactly once in HTTP/1.1 (missing or repeated is a 400; repeated is a
  *   400 in HTTP/1.0 too). The value must be uri-host [":" port] as cipc_url_parse() reads
- *   hosts (reg-name, dotted quad, [IPv6]; a non-empty port up to 65535); an empty Host is
- *   a 400. For absolute-form and authority-form targets, `host` is the target's authority
- *   (RFC 9112 3.2.2 says to use it instead of the Host field, which must still be valid).
+ *   hosts (reg-name, dotted quad, [IPv6]; a host of only digits and dots must be a valid
+ *   dotted quad, so "8080" and "1.2.3" are rejected; a non-empty port up to 65535); an
+ *   empty Host is a 400. For absolute-form and authority-form targets, `host` is the
+ *   target's authority (RFC 9112 3.2.2 says to use it instead of the Host field, which
+ *   must still be valid).
  * - Connection: the options close, keep-alive and upgrade are recognised in any case;
  *   others are ignored. Expect: only "100-continue" (any case) means anything; other
  *   expectations are ignored (no 417); in HTTP/1.0 it is ignored (RFC 9110 10.1.1).
@@ -101,9 +105,9 @@ struct cipc__http_limits {
 struct cipc__http_request {
     struct cipc__slice method;
     struct cipc__slice target; /* the raw request target */
-    struct cipc__slice path;   /* target without "?query"; for absolute-form the URL's path, or
-                                  a one-byte "/" slice into the target's "//" if it has none;
-                                  "*" for asterisk-form; empty for authority-form */
+    struct cipc__slice path;   /* target without "?query"; for absolute-form the URL's path;
+                                  "*" for asterisk-form; {NULL, 0} for authority-form and for
+                                  absolute-form without a path (which means "/") */
     struct cipc__slice query;  /* without the '?'; p == NULL if there is no '?' */
     enum cipc__http_target_form form;
     int minor;                         /* HTTP/1.<minor>: 0 or 1 */
@@ -119,25 +123,25 @@ struct cipc__http_request {
     struct cipc__slice host; /* the Host header value (n == 0 if absent on HTTP/1.0),
                                 or the target's authority for absolute-form and
                                 authority-form */
-    /* Private to the parser: where to resume after CIPC_EAGAIN. */
+    /* Private to the parser: the scan state, and for cipc__http_parse_request_more() where
+       to resume after CIPC_EAGAIN. */
     const char *_buf;
-    size_t _len, _pos, _line, _mark;
-    const struct cipc__http_header *_headers;
+    size_t _len, _pos, _line, _mark, _hdr0;
+    struct cipc__http_header _field; /* the field line being scanned */
     unsigned _state, _flags;
+    int _resumed;
 };
 
 /* Parse a request head from buf[0..len).
  *
  * `prev_len` is the `len` of the previous call for the same request (0 the first time);
- * the parser uses it to resume where that call stopped, and the result is the same as
- * with 0. Resuming needs the same `req`, untouched since that call (its private fields
- * hold the resume point), the same `limits`, and `buf` holding the same bytes; with a
- * fresh `req` pass 0. (The resume point is only used when buf, prev_len and req->headers
- * match the previous call; otherwise the parser starts again from byte 0.)
- * `req->headers` must point to an array of limits->max_headers entries (or the default
- * 100); the parser fills every other field. `limits` may be NULL for the defaults.
- * `status` is written only when CIPC_EPROTO is returned. On errors and on CIPC_EAGAIN
- * the contents of *req are unspecified.
+ * it is accepted for picohttpparser-style callers, but the result never depends on it:
+ * every call scans from byte 0 (to scan only new bytes, use
+ * cipc__http_parse_request_more()). `req->headers` must point to an array of
+ * limits->max_headers entries (or the default 100); nothing else in *req is read (it may
+ * be uninitialised), and the parser fills every other field. `limits` may be NULL for the
+ * defaults. `status` is written only when CIPC_EPROTO is returned. On errors and on
+ * CIPC_EAGAIN the contents of *req are unspecified.
  *
  * Returns the size of the head in bytes (> 0, the body starts there), CIPC_EAGAIN if
  * the head is incomplete and no limit is exceeded yet, or CIPC_EPROTO with *status set
@@ -148,6 +152,28 @@ struct cipc__http_request {
 int cipc__http_parse_request(const char *buf, size_t len, size_t prev_len,
                              const struct cipc__http_limits *limits, struct cipc__http_request *req,
                              int *status);
+
+/* Prepare `req` for cipc__http_parse_request_more(): a new request head, whose fields
+ * will go to `headers` (limits->max_headers entries). */
+void cipc__http_request_init(struct cipc__http_request *req, struct cipc__http_header *headers);
+
+/* cipc__http_parse_request() for a head that arrives over several calls, scanning only
+ * the bytes that are new since the previous call: a head fed one byte at a time costs
+ * O(n) in total instead of O(n^2) (slowloris clients).
+ *
+ * `req` must have been set up by cipc__http_request_init() and left untouched since the
+ * previous call (it holds the resume point), except that req->headers may be changed, and
+ * the array it points to may be used by others between calls: it is refilled when the
+ * head completes. `buf[0..len)` must hold the bytes of the previous call unchanged plus
+ * any new ones, and `limits` must be the same. If `buf` is at a different address than
+ * in the previous call, or after any result other than CIPC_EAGAIN, the parse starts
+ * over from byte 0 (correct, only slower): so growing the buffer by doubling keeps the
+ * total cost linear. Results and statuses are exactly those of cipc__http_parse_request()
+ * on the same bytes. For the next request on the connection, call
+ * cipc__http_request_init() again. */
+int cipc__http_parse_request_more(const char *buf, size_t len,
+                                  const struct cipc__http_limits *limits,
+                                  struct cipc__http_request *req, int *status);
 
 /* Limits of the chunked decoder: bytes of a chunk-size line before its CRLF (size and
  * extensions), and bytes of the trailer section (after the last-chunk line, up to and
@@ -168,10 +194,11 @@ void cipc__http_chunked_init(struct cipc__http_chunked *d);
 
 /* Decode the next part of a chunked body in place (RFC 9112 7.1).
  *
- * Accepted: chunk-size = 1 to 16 HEXDIG (leading zeros count), below 2^63; BWS and chunk
+ * Accepted: chunk-size = 1 to 16 HEXDIG (leading zeros count), below 2^63; chunk
  * extensions after it, checked loosely (any field-vchar, SP or HTAB up to the CRLF, so no
- * controls) and ignored; CRLF after each chunk's data; the last chunk ("0", any number of
- * zeros) followed by trailer fields checked like header fields (token name, ':' at once,
+ * controls; SP/HTAB between the size and the first ';' but not before the CRLF) and
+ * ignored; CRLF after each chunk's data; the last chunk ("0", any number of zeros)
+ * followed by trailer fields checked like header fields (token name, ':' at once,
  * field-vchar values, no obs-fold, CRLF) and discarded, then CRLF.
  *
  * On entry buf[0..*len) holds newly received bytes. On return buf[0..*len) holds the

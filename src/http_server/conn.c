@@ -482,11 +482,15 @@ static void conn_process(struct conn *c)
                 start_reading(c);
                 break;
             }
-            struct cipc__http_request p;
-            p.headers = w->scratch;
+            /* The idle request object holds the parser's resume point between reads, so
+             * a head arriving byte by byte is scanned once (slowloris costs O(n)). */
+            struct cipc__http_request *pp = &c->req.p;
+            if (c->prev_len == 0)
+                cipc__http_request_init(pp, w->scratch);
+            else
+                pp->headers = w->scratch; /* other connections may have used it meanwhile */
             int status = 0;
-            int rc = cipc__http_parse_request(c->buf, c->len, c->prev_len, &s->limits, &p,
-                                              &status);
+            int rc = cipc__http_parse_request_more(c->buf, c->len, &s->limits, pp, &status);
             if (rc == CIPC_EAGAIN) {
                 c->prev_len = c->len;
                 if (c->timer_kind != T_HEAD)
@@ -497,6 +501,11 @@ static void conn_process(struct conn *c)
             c->prev_len = 0;
             if (rc < 0) {
                 send_error_close(c, status ? status : 400);
+                break;
+            }
+            struct cipc__http_request p = *pp;
+            if (p.form == CIPC__TARGET_AUTHORITY) {
+                send_error_close(c, 501); /* CONNECT: this server is no proxy */
                 break;
             }
             if (begin_request(c, &p, (size_t)rc) < 0) {
@@ -995,16 +1004,30 @@ const char *cipc_http_param(cipc_http_req *r, const char *name)
     const struct route *rt = r->route;
     if (!rt)
         return NULL;
-    for (size_t i = 0; i < rt->nsegs && i < r->nsegs; i++) {
-        if (!rt->par[i] || strcmp(rt->segs[i], name) != 0)
-            continue;
-        size_t off = r->decoded.len;
-        if (cipc_url_decode(r->segs[i].p, r->segs[i].n, 0, &r->decoded) < 0 ||
-            cipc_buf_append(&r->decoded, "", 1) < 0)
+    size_t n = rt->nsegs < r->nsegs ? rt->nsegs : r->nsegs;
+    if (!r->decoded.data) {
+        /* Decode every parameter once, into one buffer sized up front (decoding never
+         * grows a string), so the views handed out stay valid together. */
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += rt->par[i] ? r->segs[i].n + 1 : 0;
+        if (cipc_buf_reserve(&r->decoded, total + 1) < 0)
             return NULL;
-        /* Earlier views stay valid only if the buffer did not move: keep one buffer per
-         * lookup result by never shrinking and reserving generously up front. */
-        return r->decoded.data + off;
+        for (size_t i = 0; i < n; i++) {
+            if (!rt->par[i])
+                continue;
+            if (cipc_url_decode(r->segs[i].p, r->segs[i].n, 0, &r->decoded) < 0)
+                cipc_buf_append(&r->decoded, r->segs[i].p, r->segs[i].n); /* bad %: raw */
+            cipc_buf_append(&r->decoded, "", 1);
+        }
+    }
+    const char *v = r->decoded.data;
+    for (size_t i = 0; i < n; i++) {
+        if (!rt->par[i])
+            continue;
+        if (strcmp(rt->segs[i], name) == 0)
+            return v;
+        v += strlen(v) + 1;
     }
     return NULL;
 }
@@ -1015,16 +1038,19 @@ const char *cipc_http_query(cipc_http_req *r, const char *name)
         r->query_parsed = 1;
         size_t qlen = strlen(r->query), pos = 0;
         cipc_url_part k, v;
-        if (cipc_buf_reserve(&r->query_decoded, qlen + 64) < 0)
+        /* Decoded pairs never outgrow their raw form plus two NULs per pair, so one
+         * reservation keeps every view handed out valid. */
+        if (cipc_buf_reserve(&r->query_decoded, 2 * qlen + 2) < 0)
             return NULL;
         while (cipc_url_query_next(r->query, qlen, &pos, &k, &v)) {
-            if (cipc_url_decode(r->query + k.off, k.len, CIPC_URL_ENC_FORM, &r->query_decoded) <
-                    0 ||
-                cipc_buf_append(&r->query_decoded, "", 1) < 0 ||
-                cipc_url_decode(r->query + v.off, v.len, CIPC_URL_ENC_FORM, &r->query_decoded) <
-                    0 ||
-                cipc_buf_append(&r->query_decoded, "", 1) < 0)
-                return NULL;
+            cipc_url_part parts[2] = {k, v};
+            for (int i = 0; i < 2; i++) {
+                const char *raw = r->query + parts[i].off;
+                /* A malformed escape is kept as sent rather than dropping the pair. */
+                if (cipc_url_decode(raw, parts[i].len, CIPC_URL_ENC_FORM, &r->query_decoded) < 0)
+                    cipc_buf_append(&r->query_decoded, raw, parts[i].len);
+                cipc_buf_append(&r->query_decoded, "", 1);
+            }
         }
     }
     const char *p = r->query_decoded.data, *end = p + r->query_decoded.len;

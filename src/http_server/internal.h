@@ -67,7 +67,7 @@ struct conn {
     struct conn *prev, *next;
     char *buf;        /* read buffer: [0, len) received, requests at the start */
     size_t len, cap;
-    size_t prev_len;  /* parser's prev_len for the head being read */
+    size_t prev_len;  /* bytes seen by an unfinished head parse (0: none in progress) */
     size_t head_len;  /* length of the current request's head */
     size_t body_done; /* body bytes received (CL) or decoded (chunked) */
     struct cipc__http_chunked chunked;

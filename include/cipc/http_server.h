@@ -58,10 +58,10 @@ typedef void (*cipc_http_handler)(cipc_http_req *req, void *ud);
  * called cipc_server_run() or cipc_server_start(). */
 typedef void (*cipc_server_ready_cb)(cipc_server *s, void *ud);
 
-#define CIPC_SERVER_DEFAULT_MAX_REQUEST_LINE 8192
-#define CIPC_SERVER_DEFAULT_MAX_HEAD         (64 * 1024)
-#define CIPC_SERVER_DEFAULT_MAX_HEADERS      100
-#define CIPC_SERVER_DEFAULT_MAX_BODY         (8u * 1024 * 1024)
+#define CIPC_SERVER_DEFAULT_MAX_REQUEST_LINE  8192
+#define CIPC_SERVER_DEFAULT_MAX_HEAD          (64 * 1024)
+#define CIPC_SERVER_DEFAULT_MAX_HEADERS       100
+#define CIPC_SERVER_DEFAULT_MAX_BODY          (8u * 1024 * 1024)
 #define CIPC_SERVER_DEFAULT_HEADER_TIMEOUT_MS 10000
 #define CIPC_SERVER_DEFAULT_BODY_TIMEOUT_MS   30000
 #define CIPC_SERVER_DEFAULT_IDLE_TIMEOUT_MS   60000
@@ -71,29 +71,30 @@ typedef void (*cipc_server_ready_cb)(cipc_server *s, void *ud);
 
 /* Server options; zero fields take the defaults above. */
 typedef struct cipc_server_opts {
-    size_t size;                 /* sizeof(cipc_server_opts), or 0 for "this version" */
-    const char *host;            /* NULL -> "127.0.0.1"; "::" or "0.0.0.0" for all */
-    int port;                    /* 0 -> an ephemeral port (cipc_server_port()) */
-    const char *unix_path;       /* also listen on this Unix-domain socket path */
-    int workers;                 /* worker threads; 0 -> the number of cores */
-    size_t max_request_line;     /* over -> 414 */
-    size_t max_head;             /* request line + headers; over -> 431 */
-    size_t max_headers;          /* over -> 431 */
-    uint64_t max_body;           /* over -> 413 */
-    long header_timeout_ms;      /* the whole head must arrive in this time -> 408 */
-    long body_timeout_ms;        /* the whole body must arrive in this time -> 408 */
-    long idle_timeout_ms;        /* a kept-alive connection with no request is closed */
-    long write_timeout_ms;       /* a response that cannot be written for this long: close */
-    long shutdown_timeout_ms;    /* graceful shutdown: in-flight requests get this long */
-    int max_connections;         /* per worker; over -> 503 and close */
-    int access_log;              /* 1: one Common Log Format line (plus latency) per request
-                                    on stderr */
+    size_t size;                   /* sizeof(cipc_server_opts), or 0 for "this version" */
+    const char *host;              /* NULL -> "127.0.0.1"; "::" or "0.0.0.0" for all */
+    int port;                      /* 0 -> an ephemeral port (cipc_server_port()) */
+    const char *unix_path;         /* also listen on this Unix-domain socket path (at most 107
+                                      bytes; longer fails with -ENAMETOOLONG) */
+    int workers;                   /* worker threads; 0 -> the number of cores */
+    size_t max_request_line;       /* over -> 414 */
+    size_t max_head;               /* request line + headers; over -> 431 */
+    size_t max_headers;            /* over -> 431 */
+    uint64_t max_body;             /* over -> 413 */
+    long header_timeout_ms;        /* the whole head must arrive in this time -> 408 */
+    long body_timeout_ms;          /* the whole body must arrive in this time -> 408 */
+    long idle_timeout_ms;          /* a kept-alive connection with no request is closed */
+    long write_timeout_ms;         /* a response that cannot be written for this long: close */
+    long shutdown_timeout_ms;      /* graceful shutdown: in-flight requests get this long */
+    int max_connections;           /* per worker; over -> 503 and close */
+    int access_log;                /* 1: one Common Log Format line (plus latency) per request
+                                      on stderr */
     cipc_server_ready_cb on_ready; /* optional */
     void *on_ready_ud;
-    const char *tls_cert;        /* PEM certificate (chain) file: also serve HTTPS */
-    const char *tls_key;         /* PEM private key file for tls_cert */
-    int tls_port;                /* the HTTPS port; 0 -> ephemeral (cipc_server_tls_port()).
-                                    Plain HTTP keeps listening on `port`. ALPN: http/1.1 */
+    const char *tls_cert; /* PEM certificate (chain) file: also serve HTTPS */
+    const char *tls_key;  /* PEM private key file for tls_cert */
+    int tls_port;         /* the HTTPS port; 0 -> ephemeral (cipc_server_tls_port()).
+                             Plain HTTP keeps listening on `port`. ALPN: http/1.1 */
 } cipc_server_opts;
 
 /* Create a server (not yet listening). Copies `opts`. Returns 0 and sets *out, or
@@ -105,8 +106,8 @@ CIPC_API int cipc_server_new(const cipc_server_opts *opts, cipc_server **out);
  * the GET handler when no HEAD route exists (the body is not sent). Copies both strings.
  * Returns 0, -EINVAL (bad template or method), -EEXIST (same method and template), or
  * CIPC_EBUSY if the server has started. */
-CIPC_API int cipc_route(cipc_server *s, const char *method, const char *path,
-                        cipc_http_handler h, void *ud);
+CIPC_API int cipc_route(cipc_server *s, const char *method, const char *path, cipc_http_handler h,
+                        void *ud);
 
 /* Add a streaming route: the handler runs as soon as the request head has arrived, and
  * takes the body piece by piece with cipc_http_read_body() (called from the handler) instead

@@ -48,11 +48,11 @@ const char *cipc__worker_date(struct worker *w)
 static void set_timer(struct conn *c, int kind)
 {
     const cipc_server_opts *o = &c->w->srv->o;
-    long ms = kind == T_IDLE   ? o->idle_timeout_ms
-              : kind == T_HEAD ? o->header_timeout_ms
-              : kind == T_BODY ? o->body_timeout_ms
+    long ms = kind == T_IDLE    ? o->idle_timeout_ms
+              : kind == T_HEAD  ? o->header_timeout_ms
+              : kind == T_BODY  ? o->body_timeout_ms
               : kind == T_WRITE ? o->write_timeout_ms
-                               : 0;
+                                : 0;
     if (kind == T_IDLE)
         c->idle_since = uv_now(c->w->uv);
     if (kind == c->timer_kind)
@@ -195,10 +195,10 @@ static void access_log(struct cipc_http_req *r)
     char when[40];
     strftime(when, sizeof when, "%d/%b/%Y:%H:%M:%S +0000", &tm);
     char line[1024];
-    int n = snprintf(line, sizeof line, "%s - - [%s] \"%s %.600s%s%.200s HTTP/1.%d\" %d %llu %.3fms\n",
-                     c->peer, when, r->method, r->path, r->query[0] ? "?" : "", r->query,
-                     r->p.minor, r->status, (unsigned long long)r->bytes_out,
-                     (double)(cipc_now_ns() - r->t0_ns) / 1e6);
+    int n = snprintf(line, sizeof line,
+                     "%s - - [%s] \"%s %.600s%s%.200s HTTP/1.%d\" %d %llu %.3fms\n", c->peer, when,
+                     r->method, r->path, r->query[0] ? "?" : "", r->query, r->p.minor, r->status,
+                     (unsigned long long)r->bytes_out, (double)(cipc_now_ns() - r->t0_ns) / 1e6);
     if (n > 0) {
         ssize_t w = write(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line);
         (void)w;
@@ -350,8 +350,7 @@ static const struct route *route_lookup(struct conn *c, int *mismatch)
     *mismatch = 0;
     if (r->nsegs > sizeof r->segs / sizeof r->segs[0])
         return NULL;
-    return cipc__route_match(c->w->srv, r->method, strlen(r->method), r->segs, r->nsegs,
-                             mismatch);
+    return cipc__route_match(c->w->srv, r->method, strlen(r->method), r->segs, r->nsegs, mismatch);
 }
 
 /* Deliver a piece of a streamed body to the handler's callback. Returns 0 if the
@@ -407,8 +406,7 @@ static void dispatch(struct conn *c)
             cipc__route_allow(s, r->segs, r->nsegs, &allow);
             cipc_http_set_header(r, "Allow", allow.data ? allow.data : "");
             cipc_buf_free(&allow);
-            cipc_http_respond(r, 405, "application/json",
-                              "{\"error\":\"method not allowed\"}", 30);
+            cipc_http_respond(r, 405, "application/json", "{\"error\":\"method not allowed\"}", 30);
         } else {
             cipc_http_respond(r, 404, "application/json", "{\"error\":\"not found\"}", 21);
         }
@@ -673,9 +671,20 @@ static int valid_header_name(const char *n)
     return 1;
 }
 
+/* Is `r` a request still waiting for its answer? Once answered, the request object is
+ * reset for the connection's next request, so a second answer must be refused. */
+static int req_live(const cipc_http_req *r)
+{
+    const struct conn *c = r->c;
+    if (c->closed)
+        return c->orphan;
+    return c->state == C_HANDLER ||
+           (r->streamed_route && (c->state == C_BODY_CL || c->state == C_BODY_CHUNKED));
+}
+
 int cipc_http_set_header(cipc_http_req *r, const char *name, const char *value)
 {
-    if (r->answered || r->streaming)
+    if (!req_live(r) || r->answered || r->streaming)
         return CIPC_EBUSY;
     if (!valid_header_name(name) || !value || strpbrk(value, "\r\n"))
         return CIPC_EHEADER;
@@ -684,8 +693,7 @@ int cipc_http_set_header(cipc_http_req *r, const char *name, const char *value)
 
 /* Write the status line and headers into `b`. `length` < 0: chunked (or unframed for
  * HTTP/1.0). */
-static int build_head(cipc_http_req *r, cipc_buf *b, int status, const char *ctype,
-                      int64_t length)
+static int build_head(cipc_http_req *r, cipc_buf *b, int status, const char *ctype, int64_t length)
 {
     struct conn *c = r->c;
     if (c->w->stopping || c->state == C_BODY_CL || c->state == C_BODY_CHUNKED)
@@ -697,9 +705,12 @@ static int build_head(cipc_http_req *r, cipc_buf *b, int status, const char *cty
                              cipc__worker_date(c->w));
     if (rc == 0 && ctype)
         rc = cipc_buf_printf(b, "Content-Type: %s\r\n", ctype);
-    if (rc == 0 && length >= 0)
+    int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+    if (no_body)
+        r->head_only = 1; /* RFC 9110 6.4.1: these responses end with their head */
+    if (rc == 0 && length >= 0 && status != 204 && !(status >= 100 && status < 200))
         rc = cipc_buf_printf(b, "Content-Length: %lld\r\n", (long long)length);
-    else if (rc == 0 && r->p.minor == 1)
+    else if (rc == 0 && r->p.minor == 1 && !no_body)
         rc = cipc_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
     if (rc == 0 && r->out_headers.len)
         rc = cipc_buf_append(b, r->out_headers.data, r->out_headers.len);
@@ -715,7 +726,7 @@ static int build_head(cipc_http_req *r, cipc_buf *b, int status, const char *cty
 int cipc_http_respond(cipc_http_req *r, int status, const char *content_type, const void *body,
                       size_t len)
 {
-    if (r->answered || r->streaming)
+    if (!req_live(r) || r->answered || r->streaming)
         return CIPC_EBUSY;
     struct conn *c = r->c;
     r->answered = 1;
@@ -797,10 +808,9 @@ static void on_sendfile(uv_fs_t *req)
     sendfile_step(j);
 }
 
-int cipc_http_respond_file(cipc_http_req *r, int status, const char *path,
-                           const char *content_type)
+int cipc_http_respond_file(cipc_http_req *r, int status, const char *path, const char *content_type)
 {
-    if (r->answered || r->streaming)
+    if (!req_live(r) || r->answered || r->streaming)
         return CIPC_EBUSY;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -869,7 +879,7 @@ int cipc_http_respond_file(cipc_http_req *r, int status, const char *path,
 
 int cipc_http_start(cipc_http_req *r, int status, const char *content_type)
 {
-    if (r->answered || r->streaming)
+    if (!req_live(r) || r->answered || r->streaming)
         return CIPC_EBUSY;
     struct conn *c = r->c;
     if (c->closed)
@@ -885,7 +895,7 @@ int cipc_http_start(cipc_http_req *r, int status, const char *content_type)
 
 int cipc_http_write(cipc_http_req *r, const void *data, size_t len)
 {
-    if (r->answered)
+    if (!req_live(r) || r->answered)
         return CIPC_EBUSY;
     if (!r->streaming) {
         int rc = cipc_http_start(r, 200, NULL);
@@ -915,7 +925,7 @@ int cipc_http_write(cipc_http_req *r, const void *data, size_t len)
 
 int cipc_http_end(cipc_http_req *r)
 {
-    if (r->answered)
+    if (!req_live(r) || r->answered)
         return CIPC_EBUSY;
     if (!r->streaming) {
         int rc = cipc_http_start(r, 200, NULL);

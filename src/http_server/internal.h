@@ -35,20 +35,20 @@ struct cipc_http_req {
     const struct route *route;
     struct cipc__slice segs[32]; /* path segments, for parameters */
     size_t nsegs;
-    cipc_buf decoded;            /* decoded parameters, NUL-separated */
-    cipc_buf query_decoded;      /* decoded query pairs: key\0value\0... */
+    cipc_buf decoded;       /* decoded parameters, NUL-separated */
+    cipc_buf query_decoded; /* decoded query pairs: key\0value\0... */
     int query_parsed;
-    cipc_buf body;               /* the request body */
-    cipc_buf out_headers;        /* extra response headers, "Name: value\r\n" each */
-    char *why;                   /* cipc_http_json() message */
+    cipc_buf body;        /* the request body */
+    cipc_buf out_headers; /* extra response headers, "Name: value\r\n" each */
+    char *why;            /* cipc_http_json() message */
     int status;
-    int answered;                /* a whole response was queued, or cipc_http_end() ran */
-    int streaming;               /* head sent, chunks follow */
-    int head_only;               /* HEAD: no body bytes */
+    int answered;  /* a whole response was queued, or cipc_http_end() ran */
+    int streaming; /* head sent, chunks follow */
+    int head_only; /* HEAD: no body bytes */
     int64_t t0_ns;
     uint64_t bytes_out;
-    int streamed_route;          /* the route takes the body as a stream */
-    uint64_t streamed;           /* body bytes delivered so far */
+    int streamed_route; /* the route takes the body as a stream */
+    uint64_t streamed;  /* body bytes delivered so far */
     cipc_http_body_cb body_cb;
     void *body_ud;
 };
@@ -65,7 +65,7 @@ struct conn {
     uv_timer_t timer;
     struct worker *w;
     struct conn *prev, *next;
-    char *buf;        /* read buffer: [0, len) received, requests at the start */
+    char *buf; /* read buffer: [0, len) received, requests at the start */
     size_t len, cap;
     size_t prev_len;  /* bytes seen by an unfinished head parse (0: none in progress) */
     size_t head_len;  /* length of the current request's head */
@@ -74,14 +74,14 @@ struct conn {
     enum conn_state state;
     int reading;
     int keep_alive;
-    int in_process;   /* inside conn_process(): do not recurse */
-    int closed;       /* uv_close called */
+    int in_process; /* inside conn_process(): do not recurse */
+    int closed;     /* uv_close called */
     int pending_writes;
     int close_when_drained;
     int timer_kind;
     uint64_t idle_since; /* uv_now() when the connection last became idle */
-    int orphan;       /* closed while its handler had not answered yet */
-    SSL *ssl;         /* TLS connections only */
+    int orphan;          /* closed while its handler had not answered yet */
+    SSL *ssl;            /* TLS connections only */
     char peer[48];
     struct cipc_http_req req;
 };
@@ -100,7 +100,7 @@ struct worker {
     int tls_fd;
     char tls_in[16384]; /* ciphertext read buffer, shared by the worker's TLS conns */
     cipc_buf tls_out;   /* ciphertext staging */
-    uv_async_t wake;   /* cipc_server_stop() from any thread */
+    uv_async_t wake;    /* cipc_server_stop() from any thread */
     uv_timer_t shutdown_timer;
     uv_signal_t sigint, sigterm;
     int has_signals;
@@ -110,15 +110,15 @@ struct worker {
     int stopping;
     int handles_open; /* worker-level handles not yet closed */
     time_t date_at;
-    char date[40];    /* "Date: ...\r\n" for this second */
+    char date[40];                     /* "Date: ...\r\n" for this second */
     struct cipc__http_header *scratch; /* parser output before a request is dispatched */
-    int forcing;      /* shutdown deadline passed: close everything */
-    int drained;      /* worker handles closed: the loop is ending */
-    int fd;           /* the listening socket made for this worker */
-    int no_thread;    /* its thread could not be created */
-    atomic_int ready; /* handles initialised: cipc_server_stop() may wake it */
-    cipc_buf out;     /* response assembly, reused */
-    int rc;           /* listen result for threads */
+    int forcing;                       /* shutdown deadline passed: close everything */
+    int drained;                       /* worker handles closed: the loop is ending */
+    int fd;                            /* the listening socket made for this worker */
+    int no_thread;                     /* its thread could not be created */
+    atomic_int ready;                  /* handles initialised: cipc_server_stop() may wake it */
+    cipc_buf out;                      /* response assembly, reused */
+    int rc;                            /* listen result for threads */
 };
 
 struct cipc_server {

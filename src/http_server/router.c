@@ -106,8 +106,7 @@ static int add_route(cipc_server *s, const char *method, const char *path, cipc_
     return 0;
 }
 
-int cipc_route(cipc_server *s, const char *method, const char *path, cipc_http_handler h,
-               void *ud)
+int cipc_route(cipc_server *s, const char *method, const char *path, cipc_http_handler h, void *ud)
 {
     return add_route(s, method, path, h, ud, 0);
 }

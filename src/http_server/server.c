@@ -60,12 +60,13 @@ int cipc_server_new(const cipc_server_opts *in, cipc_server **out)
         free(s);
         return -EINVAL;
     }
+
     o->host = strdup(o->host);
     o->unix_path = o->unix_path ? strdup(o->unix_path) : NULL;
     o->tls_cert = o->tls_cert ? strdup(o->tls_cert) : NULL;
     o->tls_key = o->tls_key ? strdup(o->tls_key) : NULL;
-    if (!o->host || (in && in->unix_path && !o->unix_path) || (in && in->tls_cert && !o->tls_cert) ||
-        (in && in->tls_key && !o->tls_key)) {
+    if (!o->host || (in && in->unix_path && !o->unix_path) ||
+        (in && in->tls_cert && !o->tls_cert) || (in && in->tls_key && !o->tls_key)) {
         free((char *)o->host);
         free((char *)o->unix_path);
         free((char *)o->tls_cert);
@@ -119,10 +120,28 @@ static int listen_socket(cipc_server *s, int port, int *bound)
                  s->o.host);
         return -EINVAL;
     }
+    int one = 1;
+    if (port != 0 && *bound != port) {
+        /* SO_REUSEPORT would let us share a port another program already listens on
+         * (the kernel would split its connections with us): probe first without it. */
+        int probe = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0)
+            return -errno;
+        setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ss.ss_family == AF_INET6)
+            setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(probe, (struct sockaddr *)&ss, len) != 0) {
+            int err = errno;
+            close(probe);
+            snprintf(s->errmsg, sizeof s->errmsg, "cannot listen on %s:%d: %s", s->o.host, port,
+                     strerror(err));
+            return -err;
+        }
+        close(probe);
+    }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (ss.ss_family == AF_INET6)
@@ -150,7 +169,7 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     int kind = (uv_handle_t *)l == (uv_handle_t *)&w->unix_listener  ? LISTENER_UNIX
                : (uv_handle_t *)l == (uv_handle_t *)&w->tls_listener ? LISTENER_TLS
-                                                                      : LISTENER_TCP;
+                                                                     : LISTENER_TCP;
     cipc__conn_accept(w, l, kind);
 }
 
@@ -177,8 +196,10 @@ void cipc__worker_drained(struct worker *w)
 static void on_shutdown_deadline(uv_timer_t *t)
 {
     struct worker *w = t->data;
-    cipc_log(CIPC_LOG_WARN, LOG_MODULE, "worker %d: %d connection(s) still busy at the "
-             "shutdown deadline: closing them", w->index, w->nconns);
+    cipc_log(CIPC_LOG_WARN, LOG_MODULE,
+             "worker %d: %d connection(s) still busy at the "
+             "shutdown deadline: closing them",
+             w->index, w->nconns);
     cipc__worker_force_close(w);
 }
 
@@ -257,6 +278,11 @@ static int worker_start(struct worker *w, uv_loop_t *uv, int fd)
         }
     }
     if (w->index == 0 && s->o.unix_path) {
+        if (strlen(s->o.unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            snprintf(s->errmsg, sizeof s->errmsg, "unix_path is longer than %zu bytes",
+                     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+            return -ENAMETOOLONG;
+        }
         unlink(s->o.unix_path);
         uv_pipe_init(uv, &w->unix_listener, 0);
         w->unix_listener.data = w;

@@ -2,8 +2,8 @@
  * one kept-alive connection, pipelined requests (3 and 50 in one write, byte by byte, a
  * streamed response in the middle) answered in order, HEAD sending headers with the GET
  * Content-Length but no body, Expect: 100-continue (raw and curl, no 1 s client wait),
- * HTTP/1.0 (closes unless keep-alive is asked; streamed bodies unframed) and
- * "Connection: close". */
+ * HTTP/1.0 (closes unless keep-alive is asked; streamed bodies unframed; no 100 Continue)
+ * and "Connection: close". */
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>

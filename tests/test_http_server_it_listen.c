@@ -2,7 +2,9 @@
  * (SO_REUSEPORT) and serve many requests from four client threads at once, with both
  * worker indexes seen; the Unix-domain socket serves curl --unix-socket and raw clients;
  * host "::1" serves IPv6 (skipped when ::1 is unavailable); access_log=1 writes one
- * Common Log Format line with the latency per request to stderr. */
+ * Common Log Format line with the latency per request to stderr; listening failures (bad
+ * host, unix_path over 107 bytes or in a missing directory, a port another server holds)
+ * make cipc_server_run() fail with a message instead of listening. */
 #include <dirent.h>
 #include <regex.h>
 #include <stdatomic.h>

@@ -3,7 +3,8 @@
  * transfer codings, obs-fold, whitespace before the colon, bare CR, NUL and control
  * characters, missing/duplicate/invalid Host, bad chunk sizes, overflowing lengths) gets
  * its 4xx/5xx answer and the connection is closed; limits give 414, 431, 413; HTTP/2.0
- * gets 505; valid edge cases are served and the connection is kept open. */
+ * gets 505; Transfer-Encoding on HTTP/1.0 closes; a bad request in a pipeline is answered
+ * after the good one before it; valid edge cases are served and the connection kept. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

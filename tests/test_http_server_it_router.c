@@ -1,9 +1,11 @@
 /* Proves the router and the request/response API through cipc_session and raw sockets:
- * path parameters percent-decoded, query parameters form-decoded, 404 for no route, 405
+ * path parameters percent-decoded (every view still valid after further lookups, also for
+ * long values), query parameters form-decoded, 404 for no route, 405
  * with an Allow header listing the route's methods, HEAD served by the GET route without
  * a body, "*" routes, handlers answering later from another request's callback (also with
- * a request pipelined behind), header lookup, response headers, JSON in and out, a second
- * answer refused with CIPC_EBUSY, and cipc_route()'s errors. */
+ * a request pipelined behind), trimmed header lookup, response headers, JSON in and out,
+ * 204 without Content-Length, a second answer refused with CIPC_EBUSY (nothing more on
+ * the wire), and cipc_route()'s errors. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

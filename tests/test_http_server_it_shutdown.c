@@ -1,10 +1,10 @@
 /* Proves graceful shutdown: with a slow handler in flight (embedded mode, answered from a
- * uv_timer 500 ms later) cipc_server_stop() closes idle connections at once, refuses new
- * ones, still delivers the slow response complete (with Connection: close) and the loop
- * ends right after it; a handler that never answers is cut off at shutdown_timeout_ms (the
- * header promises it a 500) and cipc_server_run() returns then; two workers with idle
- * connections stop promptly; stop before run is honoured; and the rest_server example
- * exits 0 on SIGTERM. */
+ * uv_timer 500 ms later, and a response streamed from a timer) cipc_server_stop() closes
+ * idle connections at once, refuses new ones, still delivers both responses complete
+ * (with Connection: close) and the loop ends right after them; a handler that never
+ * answers gets its client a 500 at shutdown_timeout_ms and cipc_server_run() returns
+ * then; two workers with idle connections stop promptly; a stop before run is honoured;
+ * and the rest_server example exits 0 on SIGTERM. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -175,7 +175,8 @@ static void send_error_close(struct conn *c, int status)
 
 static void req_reset(struct cipc_http_req *r)
 {
-    free(r->headers);
+    if (r->headers_owned)
+        free(r->headers);
     free(r->why);
     cipc_buf_free(&r->decoded);
     cipc_buf_free(&r->query_decoded);
@@ -215,6 +216,25 @@ static void rebase(const char **p, uintptr_t old, size_t len, char *nb)
         *p = nb + (v - old);
 }
 
+/* Read buffers come from a small per-worker pool: a request answered at once then costs
+ * no malloc/free of its buffer, and an idle connection still holds none. */
+#define POOL_MAX 256
+
+static char *pool_get(struct worker *w)
+{
+    if (w->n_pool)
+        return w->pool[--w->n_pool];
+    return malloc(READ_CHUNK);
+}
+
+static void pool_put(struct worker *w, char *b, size_t cap)
+{
+    if (cap == READ_CHUNK && w->n_pool < POOL_MAX)
+        w->pool[w->n_pool++] = b;
+    else
+        free(b);
+}
+
 /* Grow the read buffer to at least `need` free bytes. The request being read or handled
  * keeps views into the buffer (its strings, the parsed head), so they move with it.
  * Returns 0 or -ENOMEM. */
@@ -222,6 +242,13 @@ int cipc__conn_buf_grow(struct conn *c, size_t need)
 {
     if (c->cap - c->len >= need)
         return 0;
+    if (!c->buf && need <= READ_CHUNK) {
+        c->buf = pool_get(c->w);
+        if (!c->buf)
+            return -ENOMEM;
+        c->cap = READ_CHUNK;
+        return 0;
+    }
     size_t cap = c->cap ? c->cap * 2 : READ_CHUNK;
     while (cap - c->len < need)
         cap *= 2;
@@ -311,7 +338,7 @@ static void stop_reading(struct conn *c)
 static void buf_consume(struct conn *c, size_t n)
 {
     if (n >= c->len) {
-        free(c->buf);
+        pool_put(c->w, c->buf, c->cap);
         c->buf = NULL;
         c->len = c->cap = 0;
         return;
@@ -360,8 +387,11 @@ static int stream_piece(struct conn *c, const char *p, size_t n)
     struct cipc_http_req *r = &c->req;
     enum conn_state before = c->state;
     r->streamed += n;
-    if (r->body_cb)
+    if (r->body_cb) {
+        c->w->in_handler++;
         r->body_cb(r, p, n, r->body_ud);
+        c->w->in_handler--;
+    }
     return c->state == before && !c->closed;
 }
 
@@ -374,11 +404,31 @@ static void stream_end(struct conn *c)
     stop_reading(c);
     c->state = C_HANDLER;
     c->body_done = 0; /* streamed bytes are already gone from the buffer */
-    if (r->body_cb)
+    if (r->body_cb) {
+        c->w->in_handler++;
         r->body_cb(r, NULL, 0, r->body_ud);
+        c->w->in_handler--;
+    }
 }
 
 static void dispatch(struct conn *c);
+
+/* Copy the request's headers out of the worker's scratch array, which the next request
+ * parsed on this worker reuses. Needed before the request outlives the current callback
+ * (a body still to come, an answer given later). Returns 0 or -ENOMEM. */
+static int req_own_headers(struct cipc_http_req *r)
+{
+    if (r->headers_owned)
+        return 0;
+    size_t n = r->p.n_headers;
+    struct cipc__http_header *h = malloc((n ? n : 1) * sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    memcpy(h, r->headers, n * sizeof *h);
+    r->headers = r->p.headers = h;
+    r->headers_owned = 1;
+    return 0;
+}
 
 /* Run the request's handler. Only if it has not answered when it returns does the
  * connection stop reading (backpressure) and drop its timer: a handler answering at once
@@ -387,6 +437,8 @@ static void dispatch_request(struct conn *c)
 {
     dispatch(c);
     if (c->state == C_HANDLER && !c->closed) {
+        if (req_own_headers(&c->req) < 0)
+            cipc_http_respond(&c->req, 500, NULL, "", 0);
         set_timer(c, T_NONE);
         stop_reading(c);
     }
@@ -413,7 +465,9 @@ static void dispatch(struct conn *c)
         return;
     }
     r->route = rt;
+    c->w->in_handler++;
     rt->h(r, rt->ud);
+    c->w->in_handler--;
 }
 
 /* Set up the request from a parsed head: copy the header array, NUL-terminate the
@@ -422,10 +476,9 @@ static int begin_request(struct conn *c, struct cipc__http_request *p, size_t he
 {
     struct cipc_http_req *r = &c->req;
     r->p = *p;
-    r->headers = malloc((p->n_headers ? p->n_headers : 1) * sizeof *r->headers);
-    if (!r->headers)
-        return -ENOMEM;
-    memcpy(r->headers, p->headers, p->n_headers * sizeof *r->headers);
+    /* The headers stay in the worker's scratch array while the request is handled in one
+     * go; req_own_headers() copies them out before anything else can reuse it. */
+    r->headers = p->headers;
     r->p.headers = r->headers;
     char *b = c->buf;
     b[p->method.p - b + p->method.n] = '\0';
@@ -483,12 +536,26 @@ static void conn_process(struct conn *c)
             /* The idle request object holds the parser's resume point between reads, so
              * a head arriving byte by byte is scanned once (slowloris costs O(n)). */
             struct cipc__http_request *pp = &c->req.p;
+            /* Headers are parsed into the worker's scratch array, unless a handler is
+             * running further up the stack (it answered this connection's previous
+             * request from another one's handler): its request may still be reading the
+             * scratch array, so this parse gets an array of its own. */
+            struct cipc__http_header *arr = w->scratch;
+            if (w->in_handler) {
+                arr = malloc(s->limits.max_headers * sizeof *arr);
+                if (!arr) {
+                    send_error_close(c, 500);
+                    break;
+                }
+            }
             if (c->prev_len == 0)
-                cipc__http_request_init(pp, w->scratch);
+                cipc__http_request_init(pp, arr);
             else
-                pp->headers = w->scratch; /* other connections may have used it meanwhile */
+                pp->headers = arr; /* other connections may have used it meanwhile */
             int status = 0;
             int rc = cipc__http_parse_request_more(c->buf, c->len, &s->limits, pp, &status);
+            if (arr != w->scratch && rc <= 0)
+                free(arr);
             if (rc == CIPC_EAGAIN) {
                 c->prev_len = c->len;
                 if (c->timer_kind != T_HEAD)
@@ -510,6 +577,7 @@ static void conn_process(struct conn *c)
                 send_error_close(c, 500);
                 break;
             }
+            c->req.headers_owned = arr != w->scratch;
             if (p.chunked) {
                 c->state = C_BODY_CHUNKED;
                 cipc__http_chunked_init(&c->chunked);
@@ -518,6 +586,10 @@ static void conn_process(struct conn *c)
             } else {
                 dispatch_request(c);
                 continue;
+            }
+            if (req_own_headers(&c->req) < 0) {
+                send_error_close(c, 500);
+                break;
             }
             set_timer(c, T_BODY);
             if (p.expect_continue && c->len == c->head_len) {
@@ -530,7 +602,9 @@ static void conn_process(struct conn *c)
             if (rt && rt->streaming) {
                 c->req.route = rt;
                 c->req.streamed_route = 1;
+                w->in_handler++;
                 rt->h(&c->req, rt->ud);
+                w->in_handler--;
             }
             continue;
         }
@@ -701,16 +775,44 @@ static int build_head(cipc_http_req *r, cipc_buf *b, int status, const char *cty
     if (length < 0 && r->p.minor == 0)
         c->keep_alive = 0;
     r->status = status;
-    int rc = cipc_buf_printf(b, "HTTP/1.1 %d %s\r\n%s", status, cipc__http_reason(status),
-                             cipc__worker_date(c->w));
-    if (rc == 0 && ctype)
-        rc = cipc_buf_printf(b, "Content-Type: %s\r\n", ctype);
+    if (status < 100 || status > 999)
+        status = 500;
+    /* The head is assembled with memcpy: this runs once per response. */
+    char line[16] = "HTTP/1.1 000 ";
+    line[9] = (char)('0' + status / 100);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
+    int rc = cipc_buf_append(b, line, 13);
+    if (rc == 0)
+        rc = cipc_buf_append_str(b, cipc__http_reason(status));
+    if (rc == 0)
+        rc = cipc_buf_append(b, "\r\n", 2);
+    if (rc == 0)
+        rc = cipc_buf_append_str(b, cipc__worker_date(c->w));
+    if (rc == 0 && ctype) {
+        rc = cipc_buf_append(b, "Content-Type: ", 14);
+        if (rc == 0)
+            rc = cipc_buf_append_str(b, ctype);
+        if (rc == 0)
+            rc = cipc_buf_append(b, "\r\n", 2);
+    }
     int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
     if (no_body)
         r->head_only = 1; /* RFC 9110 6.4.1: these responses end with their head */
-    if (rc == 0 && length >= 0 && status != 204 && !(status >= 100 && status < 200))
-        rc = cipc_buf_printf(b, "Content-Length: %lld\r\n", (long long)length);
-    else if (rc == 0 && r->p.minor == 1 && !no_body)
+    if (rc == 0 && length >= 0 && status != 204 && !(status >= 100 && status < 200)) {
+        char num[32];
+        size_t n = sizeof num;
+        uint64_t v = (uint64_t)length;
+        do {
+            num[--n] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        rc = cipc_buf_append(b, "Content-Length: ", 16);
+        if (rc == 0)
+            rc = cipc_buf_append(b, num + n, sizeof num - n);
+        if (rc == 0)
+            rc = cipc_buf_append(b, "\r\n", 2);
+    } else if (rc == 0 && r->p.minor == 1 && !no_body)
         rc = cipc_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
     if (rc == 0 && r->out_headers.len)
         rc = cipc_buf_append(b, r->out_headers.data, r->out_headers.len);

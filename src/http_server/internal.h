@@ -30,7 +30,9 @@ struct conn;
 struct cipc_http_req {
     struct conn *c;
     struct cipc__http_request p;
-    struct cipc__http_header *headers; /* owned copy of the parsed array (n = p.n_headers) */
+    struct cipc__http_header *headers; /* the parsed array (n = p.n_headers): the worker's
+                                          scratch, or an owned copy (headers_owned) */
+    int headers_owned;
     const char *method, *path, *query;
     const struct route *route;
     struct cipc__slice segs[32]; /* path segments, for parameters */
@@ -118,7 +120,10 @@ struct worker {
     int no_thread;                     /* its thread could not be created */
     atomic_int ready;                  /* handles initialised: cipc_server_stop() may wake it */
     cipc_buf out;                      /* response assembly, reused */
-    int rc;                            /* listen result for threads */
+    char *pool[256];                   /* idle read buffers (READ_CHUNK bytes each) */
+    int in_handler;                    /* handlers running on this worker's stack */
+    int n_pool;
+    int rc; /* listen result for threads */
 };
 
 struct cipc_server {

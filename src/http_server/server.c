@@ -462,6 +462,8 @@ void cipc_server_free(cipc_server *s)
         return;
     for (int i = 0; i < s->nworkers; i++) {
         free(s->workers[i].scratch);
+        for (int k = 0; k < s->workers[i].n_pool; k++)
+            free(s->workers[i].pool[k]);
         cipc_buf_free(&s->workers[i].out);
         cipc_buf_free(&s->workers[i].tls_out);
     }

@@ -6,7 +6,7 @@ MAKEFLAGS  += --no-print-directory
 BUILD      ?= build
 JOBS       ?= $(shell nproc)
 CTEST_JOBS ?= 2
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 600
 
 .PHONY: all build run test unit asan bench fuzz install clean bootstrap
 

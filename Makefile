@@ -44,7 +44,7 @@ bench:
 fuzz:
 	@scripts/bootstrap fuzz
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCIPC_FUZZ=ON >/dev/null
-	@cmake --build build-fuzz -j $(JOBS)
+	@cmake --build build-fuzz -j $(JOBS) --target fuzzers
 	@scripts/fuzz build-fuzz $(FUZZ_SECONDS)
 
 install: build

@@ -78,8 +78,8 @@ static size_t make_garbage(int i, char *buf, size_t cap)
     static const char *const seeds[] = {
         "GET /ping HTTP/1.1\r\nHost: t\r\n\r\n",
         "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
-        "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
-        "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
         "GET /users/%41?a=1&b=%zz HTTP/1.1\r\nHost: t\r\nX-A: b\r\n\r\n",
     };
     size_t n = 0;

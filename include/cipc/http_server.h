@@ -72,7 +72,8 @@ typedef void (*cipc_server_ready_cb)(cipc_server *s, void *ud);
 /* Server options; zero fields take the defaults above. */
 typedef struct cipc_server_opts {
     size_t size;                   /* sizeof(cipc_server_opts), or 0 for "this version" */
-    const char *host;              /* NULL -> "127.0.0.1"; "::" or "0.0.0.0" for all */
+    const char *host;              /* a numeric IPv4 or IPv6 address (no name lookup);
+                                      NULL -> "127.0.0.1"; "::" or "0.0.0.0" for all */
     int port;                      /* 0 -> an ephemeral port (cipc_server_port()) */
     const char *unix_path;         /* also listen on this Unix-domain socket path (at most 107
                                       bytes; longer fails with -ENAMETOOLONG) */
@@ -86,7 +87,8 @@ typedef struct cipc_server_opts {
     long idle_timeout_ms;          /* a kept-alive connection with no request is closed */
     long write_timeout_ms;         /* a response that cannot be written for this long: close */
     long shutdown_timeout_ms;      /* graceful shutdown: in-flight requests get this long */
-    int max_connections;           /* per worker; over -> 503 and close */
+    int max_connections;           /* per worker (the kernel picks a connection's worker);
+                                      over -> 503 and close */
     int access_log;                /* 1: one Common Log Format line (plus latency) per request
                                       on stderr */
     cipc_server_ready_cb on_ready; /* optional */
@@ -147,7 +149,11 @@ CIPC_API const char *cipc_server_errmsg(const cipc_server *s);
 
 /* --- The request ----------------------------------------------------------------- */
 
-/* Every string returned below is a view valid until the request is answered. */
+/* Every string returned below is a view valid until the request is answered. The
+ * cipc_http_req pointer itself is valid until then too: afterwards the object serves the
+ * connection's next request, so keep no pointer to an answered request. A handler that
+ * answers later is not told if the client has gone meanwhile; its answer then returns
+ * an error (CIPC_ECLOSING, -ECONNRESET, -EPIPE) or 0 if the close was not seen yet. */
 
 /* The method ("GET") and the path of the request target, not decoded ("/users/42"). */
 CIPC_API const char *cipc_http_method(const cipc_http_req *r);
@@ -177,12 +183,18 @@ CIPC_API int cipc_http_json(const cipc_http_req *r, json_t **out, const char **w
 
 /* Receives a streamed body: each piece as it arrives (a view valid during the call), then
  * one call with data NULL and len 0 at the end. The handler may answer from any of these
- * calls (typically the last). */
+ * calls (typically the last). If the body cannot complete (bad chunk framing -> 400,
+ * max_body -> 413, body timeout -> 408, the client left), the last call instead has data
+ * NULL and len CIPC_HTTP_BODY_ABORTED: release per-request state then; the server has
+ * answered or closed, and the request must not be answered. */
 typedef void (*cipc_http_body_cb)(cipc_http_req *req, const void *data, size_t len, void *ud);
 
+#define CIPC_HTTP_BODY_ABORTED ((size_t)-1)
+
 /* In a cipc_route_stream() handler: deliver the body to `cb`. Must be called from the
- * handler itself. Returns 0, or CIPC_EBUSY outside a streaming handler. Without it, the
- * body of a streaming route is read and discarded. */
+ * handler itself. A request without a body gets the end mark at once, from inside this
+ * call. Returns 0, or CIPC_EBUSY outside a streaming handler. Without it, the body of a
+ * streaming route is read and discarded. */
 CIPC_API int cipc_http_read_body(cipc_http_req *req, cipc_http_body_cb cb, void *ud);
 
 /* The index of the worker thread running this request (0 .. workers-1). */

@@ -27,6 +27,7 @@ static void on_conn_closed(uv_handle_t *h);
 static void conn_close(struct conn *c);
 static void on_timer(uv_timer_t *t);
 static int answer_orphan(struct conn *c);
+static void stream_abort(struct conn *c);
 static const struct route *route_lookup(struct conn *c, int *mismatch);
 static int stream_piece(struct conn *c, const char *p, size_t n);
 static void stream_end(struct conn *c);
@@ -157,6 +158,7 @@ static int conn_send(struct conn *c, const char *data, size_t len, int close_aft
 /* Answer a request the server rejects by itself, then close. */
 static void send_error_close(struct conn *c, int status)
 {
+    stream_abort(c);
     char buf[256];
     const char *reason = cipc__http_reason(status);
     int n = snprintf(buf, sizeof buf,
@@ -393,6 +395,22 @@ static int stream_piece(struct conn *c, const char *p, size_t n)
         c->w->in_handler--;
     }
     return c->state == before && !c->closed;
+}
+
+/* A streamed body will not complete (a framing error, a limit, a timeout, a
+ * disconnect): tell the handler's callback once, so it can release what it holds. The
+ * request is not answered afterwards. */
+static void stream_abort(struct conn *c)
+{
+    struct cipc_http_req *r = &c->req;
+    if (!r->streamed_route || !r->body_cb || (c->state != C_BODY_CL && c->state != C_BODY_CHUNKED))
+        return;
+    cipc_http_body_cb cb = r->body_cb;
+    r->body_cb = NULL;
+    r->answered = 1;
+    c->w->in_handler++;
+    cb(r, NULL, CIPC_HTTP_BODY_ABORTED, r->body_ud);
+    c->w->in_handler--;
 }
 
 /* A streamed body is complete: the handler's callback gets the end mark (len 0), and
@@ -1049,6 +1067,11 @@ int cipc_http_end(cipc_http_req *r)
 
 int cipc_http_read_body(cipc_http_req *r, cipc_http_body_cb cb, void *ud)
 {
+    if (r->route && r->route->streaming && !r->streamed_route && r->c->state == C_HANDLER &&
+        !r->answered) {
+        cb(r, NULL, 0, ud); /* a request without a body: just the end mark */
+        return 0;
+    }
     if (!r->streamed_route || r->c->state == C_HANDLER)
         return CIPC_EBUSY;
     r->body_cb = cb;
@@ -1232,6 +1255,7 @@ static void conn_close(struct conn *c)
     }
     if (c->closed)
         return;
+    stream_abort(c);
     c->closed = 1;
     uv_timer_stop(&c->timer);
     /* Close the timer first, then the stream; the stream's close callback frees. A

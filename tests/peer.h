@@ -514,6 +514,18 @@ static inline int peer_contains_ci(const char *hay, const char *needle)
         }                                                                                          \
     } while (0)
 
+/* A session for tests: `o.base_url` defaults to the peer's base URL. Fails the test if
+ * the session cannot be made. Returns owned: cipc_session_free(). */
+static inline cipc_session *peer_session(const peer *p, cipc_session_opts o)
+{
+    cipc_session *s = NULL;
+    if (!o.base_url && p)
+        o.base_url = p->base_url;
+    CHECK_RC(cipc_session_new(&o, &s), 0, "cipc_session_new");
+    CHECK(s != NULL);
+    return s;
+}
+
 /* Parse the body of `r` as JSON (which must succeed). Returns owned: json_decref(). */
 static inline json_t *peer_json(const cipc_response *r)
 {

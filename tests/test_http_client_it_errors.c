@@ -21,11 +21,7 @@ static peer P;
 
 static cipc_session *session_with(cipc_session_opts o)
 {
-    cipc_session *s = NULL;
-    if (!o.base_url)
-        o.base_url = P.base_url;
-    CHECK_RC(cipc_session_new(&o, &s), 0, "cipc_session_new");
-    return s;
+    return peer_session(&P, o);
 }
 
 /* Expect `rc` from GET url on s; *out must come back NULL. */

@@ -21,11 +21,7 @@ static cipc_session *counter; /* a session of its own for /flaky/{key}/count */
 
 static cipc_session *session_with(cipc_session_opts o)
 {
-    cipc_session *s = NULL;
-    if (!o.base_url)
-        o.base_url = P.base_url;
-    CHECK_RC(cipc_session_new(&o, &s), 0, "cipc_session_new");
-    return s;
+    return peer_session(&P, o);
 }
 
 /* Three attempts with short backoffs, so tests stay fast. */

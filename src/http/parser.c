@@ -642,6 +642,14 @@ static int scan(const char *buf, size_t len, const struct lim *limp, struct cipc
             continue;
         case H_VERSION:
             e = end - req->_line > lim.line ? req->_line + lim.line : end;
+            /* The common case in one comparison: the whole version is here. */
+            if (pos == req->_mark && e - pos >= 8 && memcmp(b + pos, "HTTP/1.", 7) == 0 &&
+                (b[pos + 7] == '1' || b[pos + 7] == '0')) {
+                req->minor = b[pos + 7] - '0';
+                pos += 8;
+                st = H_RL_CR;
+                continue;
+            }
             for (;;) {
                 if (pos == e)
                     goto more_line;

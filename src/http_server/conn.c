@@ -2,6 +2,7 @@
  * responses, keep-alive, pipelining (one request at a time, answered in order) and the
  * per-connection timers. Runs on a worker's loop thread. */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,18 +176,26 @@ static void send_error_close(struct conn *c, int status)
 
 /* --- the request object -------------------------------------------------------------- */
 
+/* Clear the request for the connection's next one. Only the fields before `p` are
+ * cleared: the parser initialises `p` and routing sets segs[]. */
 static void req_reset(struct cipc_http_req *r)
 {
     if (r->headers_owned)
         free(r->headers);
-    free(r->why);
-    cipc_buf_free(&r->decoded);
-    cipc_buf_free(&r->query_decoded);
-    cipc_buf_free(&r->body);
-    cipc_buf_free(&r->out_headers);
+    if (r->why)
+        free(r->why);
+    if (r->decoded.data)
+        cipc_buf_free(&r->decoded);
+    if (r->query_decoded.data)
+        cipc_buf_free(&r->query_decoded);
+    if (r->body.data)
+        cipc_buf_free(&r->body);
+    if (r->out_headers.data)
+        cipc_buf_free(&r->out_headers);
     struct conn *c = r->c;
-    memset(r, 0, sizeof *r);
+    memset(r, 0, offsetof(struct cipc_http_req, p));
     r->c = c;
+    r->p.n_headers = 0; /* a stale request finds no headers */
 }
 
 static void access_log(struct cipc_http_req *r)
@@ -795,52 +804,58 @@ static int build_head(cipc_http_req *r, cipc_buf *b, int status, const char *cty
     r->status = status;
     if (status < 100 || status > 999)
         status = 500;
-    /* The head is assembled with memcpy: this runs once per response. */
-    char line[16] = "HTTP/1.1 000 ";
-    line[9] = (char)('0' + status / 100);
-    line[10] = (char)('0' + status / 10 % 10);
-    line[11] = (char)('0' + status % 10);
-    int rc = cipc_buf_append(b, line, 13);
-    if (rc == 0)
-        rc = cipc_buf_append_str(b, cipc__http_reason(status));
-    if (rc == 0)
-        rc = cipc_buf_append(b, "\r\n", 2);
-    if (rc == 0)
-        rc = cipc_buf_append_str(b, cipc__worker_date(c->w));
-    if (rc == 0 && ctype) {
-        rc = cipc_buf_append(b, "Content-Type: ", 14);
-        if (rc == 0)
-            rc = cipc_buf_append_str(b, ctype);
-        if (rc == 0)
-            rc = cipc_buf_append(b, "\r\n", 2);
+    /* The head is assembled with memcpy into one reservation: this runs once per
+     * response. */
+    const char *reason = cipc__http_reason(status);
+    const char *date = cipc__worker_date(c->w);
+    size_t rlen = strlen(reason), dlen = strlen(date), clen = ctype ? strlen(ctype) : 0;
+    size_t need = 13 + rlen + 2 + dlen + (ctype ? 16 + clen : 0) + 40 + r->out_headers.len + 26;
+    int rc = cipc_buf_reserve(b, need);
+    if (rc < 0)
+        return rc;
+    char *o = b->data + b->len;
+#define PUT(s, n) (memcpy(o, (s), (n)), o += (n))
+    PUT("HTTP/1.1 ", 9);
+    *o++ = (char)('0' + status / 100);
+    *o++ = (char)('0' + status / 10 % 10);
+    *o++ = (char)('0' + status % 10);
+    *o++ = ' ';
+    PUT(reason, rlen);
+    PUT("\r\n", 2);
+    PUT(date, dlen);
+    if (ctype) {
+        PUT("Content-Type: ", 14);
+        PUT(ctype, clen);
+        PUT("\r\n", 2);
     }
     int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
     if (no_body)
         r->head_only = 1; /* RFC 9110 6.4.1: these responses end with their head */
-    if (rc == 0 && length >= 0 && status != 204 && !(status >= 100 && status < 200)) {
-        char num[32];
+    if (length >= 0 && status != 204 && !(status >= 100 && status < 200)) {
+        char num[24];
         size_t n = sizeof num;
         uint64_t v = (uint64_t)length;
         do {
             num[--n] = (char)('0' + v % 10);
             v /= 10;
         } while (v);
-        rc = cipc_buf_append(b, "Content-Length: ", 16);
-        if (rc == 0)
-            rc = cipc_buf_append(b, num + n, sizeof num - n);
-        if (rc == 0)
-            rc = cipc_buf_append(b, "\r\n", 2);
-    } else if (rc == 0 && r->p.minor == 1 && !no_body)
-        rc = cipc_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
-    if (rc == 0 && r->out_headers.len)
-        rc = cipc_buf_append(b, r->out_headers.data, r->out_headers.len);
-    if (rc == 0 && !c->keep_alive)
-        rc = cipc_buf_append_str(b, "Connection: close\r\n");
-    else if (rc == 0 && r->p.minor == 0)
-        rc = cipc_buf_append_str(b, "Connection: keep-alive\r\n");
-    if (rc == 0)
-        rc = cipc_buf_append(b, "\r\n", 2);
-    return rc;
+        PUT("Content-Length: ", 16);
+        PUT(num + n, sizeof num - n);
+        PUT("\r\n", 2);
+    } else if (r->p.minor == 1 && !no_body) {
+        PUT("Transfer-Encoding: chunked\r\n", 28);
+    }
+    if (r->out_headers.len)
+        PUT(r->out_headers.data, r->out_headers.len);
+    if (!c->keep_alive)
+        PUT("Connection: close\r\n", 19);
+    else if (r->p.minor == 0)
+        PUT("Connection: keep-alive\r\n", 24);
+    PUT("\r\n", 2);
+#undef PUT
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+    return 0;
 }
 
 int cipc_http_respond(cipc_http_req *r, int status, const char *content_type, const void *body,

@@ -29,13 +29,11 @@ struct conn;
  * buffer, NUL-terminated in place, and stay valid until the answer. */
 struct cipc_http_req {
     struct conn *c;
-    struct cipc__http_request p;
     struct cipc__http_header *headers; /* the parsed array (n = p.n_headers): the worker's
                                           scratch, or an owned copy (headers_owned) */
     int headers_owned;
     const char *method, *path, *query;
     const struct route *route;
-    struct cipc__slice segs[32]; /* path segments, for parameters */
     size_t nsegs;
     cipc_buf decoded;       /* decoded parameters, NUL-separated */
     cipc_buf query_decoded; /* decoded query pairs: key\0value\0... */
@@ -53,6 +51,10 @@ struct cipc_http_req {
     uint64_t streamed;  /* body bytes delivered so far */
     cipc_http_body_cb body_cb;
     void *body_ud;
+    /* Not cleared between requests (req_reset() stops here): the parser initialises `p`,
+     * and segs[0..nsegs) are set by routing. */
+    struct cipc__http_request p;
+    struct cipc__slice segs[32]; /* path segments, for parameters */
 };
 
 enum conn_state { C_HEAD, C_BODY_CL, C_BODY_CHUNKED, C_HANDLER, C_CLOSING };

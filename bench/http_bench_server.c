@@ -19,12 +19,12 @@
  * 10,000 connections is not cut off at the library's default of 10,000).
  * RLIMIT_NOFILE is raised to its hard limit at start.
  *
- * --tls CERT KEY: cipc_server_opts has no TLS options yet, so the flag is accepted and
- * the program exits with status 2 and "TLS not supported yet".
+ * --tls CERT KEY: serve HTTPS on --port with that certificate and key (plain HTTP then
+ * listens on an ephemeral port; both are printed).
  *
  * Runs until SIGINT or SIGTERM (cipc_server_run() handles both and drains gracefully).
  * Exit status: 0 after a clean shutdown, 1 if the server could not start, 2 for usage
- * errors and --tls. */
+ * errors. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

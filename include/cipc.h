@@ -14,5 +14,6 @@
 #include "cipc/retry.h"
 #include "cipc/time.h"
 #include "cipc/url.h"
+#include "cipc/ws.h"
 
 #endif

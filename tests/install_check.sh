@@ -28,6 +28,6 @@ cc -std=c11 -Wall -Werror "$prefix/app.c" -o "$prefix/app" $(pkg-config --cflags
 LD_LIBRARY_PATH="$prefix/lib" "$prefix/app"
 # shellcheck disable=SC2046
 cc -std=c11 -Wall -Werror "$prefix/app.c" -o "$prefix/app_static" $(pkg-config --cflags cipc) \
-    "$prefix/lib/libcipc.a" $(pkg-config --libs libuv libcurl jansson) -lpthread -lm
+    "$prefix/lib/libcipc.a" $(pkg-config --libs libuv libcurl jansson openssl zlib) -lpthread -lm
 "$prefix/app_static"
 echo "install_check: ok"

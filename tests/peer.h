@@ -89,32 +89,17 @@ static inline int peer_pipe_cloexec(int fds[2])
     return 0;
 }
 
-/* Start the peer with extra command-line arguments (a NULL-terminated array, or NULL).
- * Returns 0 with `p` filled in, or -1 after printing why to stderr. */
-static inline int peer_start_args(peer *p, const char *const *extra)
+/* Start a program that prints "PORT <n>" as its first line once it listens: argv[0] an
+ * absolute path, NULL-terminated. `tls` makes base_url https. Returns 0 with `p` filled
+ * in, or -1 after printing why to stderr. */
+static inline int peer_start_cmd(peer *p, const char *const *argv, int tls)
 {
-    char script[4096];
-    const char *argv[32];
-    int in[2], out[2], n = 0, tls = 0;
+    const char *script = argv[1] ? argv[1] : argv[0];
+    int in[2], out[2];
 
     memset(p, 0, sizeof *p);
     p->pid = -1;
     p->stdin_fd = p->stdout_fd = -1;
-    snprintf(script, sizeof script, "%s/tests/peers/http_server.py", peer_source_dir());
-    if (access(script, R_OK) != 0) {
-        fprintf(stderr, "peer: cannot read %s (set CIPC_SOURCE_DIR to the repository root)\n",
-                script);
-        return -1;
-    }
-    argv[n++] = PEER_PYTHON;
-    argv[n++] = script;
-    for (size_t i = 0; extra && extra[i] && n < 31; i++) {
-        if (strcmp(extra[i], "--tls-cert") == 0)
-            tls = 1;
-        argv[n++] = extra[i];
-    }
-    argv[n] = NULL;
-
     if (peer_pipe_cloexec(in) != 0) {
         perror("peer: pipe");
         return -1;
@@ -205,6 +190,31 @@ fail:
     p->pid = -1;
     p->stdin_fd = p->stdout_fd = -1;
     return -1;
+}
+
+/* Start the HTTP peer (tests/peers/http_server.py) with extra command-line arguments (a
+ * NULL-terminated array, or NULL). Returns 0 with `p` filled in, or -1 after printing why
+ * to stderr. */
+static inline int peer_start_args(peer *p, const char *const *extra)
+{
+    static char script[4096];
+    const char *argv[32];
+    int n = 0, tls = 0;
+    snprintf(script, sizeof script, "%s/tests/peers/http_server.py", peer_source_dir());
+    if (access(script, R_OK) != 0) {
+        fprintf(stderr, "peer: cannot read %s (set CIPC_SOURCE_DIR to the repository root)\n",
+                script);
+        return -1;
+    }
+    argv[n++] = PEER_PYTHON;
+    argv[n++] = script;
+    for (size_t i = 0; extra && extra[i] && n < 31; i++) {
+        if (strcmp(extra[i], "--tls-cert") == 0)
+            tls = 1;
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    return peer_start_cmd(p, argv, tls);
 }
 
 /* Start a plain HTTP peer on an ephemeral port. */

@@ -5,6 +5,8 @@
 # its base URL as their first argument. The rest_server example is a server: it starts
 # on a free port, then the seed's Python `requests` code (tests/peers/seed_requests.py,
 # Debian's python3-requests) and the C client example (http_client) run against it.
+# The WebSocket examples: ws_echo_server is checked with the seed's Python client and the
+# C ws_client; ws_client runs against the seed's Python echo server.
 # Every server started here is stopped by its PID when the script ends.
 set -euo pipefail
 example=$1
@@ -40,6 +42,48 @@ if [ "$(basename "$example")" = rest_server ]; then
     fi
     wait "$srv_pid"
     trap - EXIT
+    exit 0
+fi
+
+# expect_line WANT CMD...: run CMD and require its output to be exactly the line WANT.
+expect_line() {
+    local want=$1 got
+    shift
+    got=$("$@")
+    if [ "$got" != "$want" ]; then
+        echo "run_example: '$*' printed '$got', expected '$want'" >&2
+        return 1
+    fi
+}
+
+# The seed's WebSocket echo server: the seed's Python client (python3-websockets) and the
+# C client example both get "Echo: Hello server!" back.
+if [ "$(basename "$example")" = ws_echo_server ]; then
+    coproc SRV { exec "$example" --port 0; }
+    srv_pid=$SRV_PID
+    trap 'kill "$srv_pid" 2>/dev/null || true; wait "$srv_pid" 2>/dev/null || true' EXIT
+    port=$(read_port "${SRV[0]}")
+    expect_line "Received: Echo: Hello server!" \
+        timeout 60 /usr/bin/python3 "$src/tests/peers/ws_client.py" "ws://localhost:$port"
+    expect_line "Received: Echo: Hello server!" timeout 60 "$bin/ws_client" "ws://localhost:$port"
+    kill -TERM "$srv_pid"
+    for _ in $(seq 100); do kill -0 "$srv_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$srv_pid" 2>/dev/null; then
+        echo "run_example: ws_echo_server did not exit within 10 s of SIGTERM" >&2
+        exit 1
+    fi
+    wait "$srv_pid"
+    trap - EXIT
+    exit 0
+fi
+
+# The seed's WebSocket client against the seed's Python server (python3-websockets).
+if [ "$(basename "$example")" = ws_client ]; then
+    coproc PEER { exec /usr/bin/python3 "$src/tests/peers/ws_echo_server.py" --mode seed --port 0; }
+    peer_pid=$PEER_PID
+    trap 'kill "$peer_pid" 2>/dev/null || true; wait "$peer_pid" 2>/dev/null || true' EXIT
+    port=$(read_port "${PEER[0]}")
+    expect_line "Received: Echo: Hello server!" timeout 60 "$example" "ws://localhost:$port"
     exit 0
 fi
 

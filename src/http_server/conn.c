@@ -17,11 +17,12 @@
 #include "cipc/url.h"
 #include "http/status.h"
 #include "http_server/internal.h"
+#include "ws/ws.h"
 
 #define LOG_MODULE "http_server"
 #define READ_CHUNK 16384
 
-enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_WRITE };
+enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_WRITE, T_WS };
 
 static void conn_process(struct conn *c);
 static void on_conn_closed(uv_handle_t *h);
@@ -86,7 +87,13 @@ static void on_written(uv_write_t *w, int status)
     if (c->closed)
         return; /* the close callback frees the connection */
     if (status < 0 || close_after || (c->close_when_drained && c->pending_writes == 0)) {
+        if (status < 0 && !c->ws_err)
+            c->ws_err = CIPC_ENET;
         conn_close(c);
+        return;
+    }
+    if (c->ws) {
+        cipc__ws_writable(c->ws);
         return;
     }
     if (c->pending_writes == 0 && c->timer_kind == T_WRITE)
@@ -138,7 +145,8 @@ int cipc__conn_raw_send(struct conn *c, const char *data, size_t len, int close_
         return rc;
     }
     c->pending_writes++;
-    set_timer(c, T_WRITE);
+    if (!c->ws)
+        set_timer(c, T_WRITE); /* a WebSocket's timer is its own (and it has a send queue) */
     return 0;
 }
 
@@ -312,6 +320,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct conn *c = s->data;
     if (n < 0) {
+        if (n != UV_EOF && !c->ws_err)
+            c->ws_err = CIPC_ENET;
         conn_close(c);
         return;
     }
@@ -460,9 +470,15 @@ static int req_own_headers(struct cipc_http_req *r)
 /* Run the request's handler. Only if it has not answered when it returns does the
  * connection stop reading (backpressure) and drop its timer: a handler answering at once
  * costs no epoll or timer updates. */
+static void upgrade_finish(struct conn *c);
+
 static void dispatch_request(struct conn *c)
 {
     dispatch(c);
+    if (c->state == C_WS && !c->closed && c->req.route) {
+        upgrade_finish(c);
+        return;
+    }
     if (c->state == C_HANDLER && !c->closed) {
         if (req_own_headers(&c->req) < 0)
             cipc_http_respond(&c->req, 500, NULL, "", 0);
@@ -728,6 +744,18 @@ static void conn_process(struct conn *c)
             }
             dispatch_request(c);
             continue;
+        }
+        if (c->state == C_WS) {
+            /* Everything read goes to the WebSocket, which keeps what it needs. */
+            if (c->len > 0) {
+                size_t n = c->len;
+                cipc__ws_input(c->ws, (uint8_t *)c->buf, n);
+                if (!c->closed)
+                    buf_consume(c, n);
+            }
+            if (!c->closed)
+                start_reading(c);
+            break;
         }
         if (c->state == C_HANDLER || c->state == C_CLOSING)
             break;
@@ -1221,6 +1249,12 @@ static void on_conn_closed(uv_handle_t *h)
     if (h == (uv_handle_t *)&c->timer)
         return;
     struct worker *w = c->w;
+    if (c->ws) {
+        struct cipc_ws *ws = c->ws;
+        c->ws = NULL;
+        cipc__ws_worker_forget(w, ws);
+        cipc__ws_gone(ws, c->ws_err);
+    }
     req_reset(&c->req);
     cipc__tls_conn_free(c);
     free(c->buf);
@@ -1316,6 +1350,10 @@ static void on_timer(uv_timer_t *t)
     case T_WRITE:
         conn_close(c); /* a response that made no progress */
         return;
+    case T_WS:
+        if (c->ws)
+            cipc__ws_timer(c->ws);
+        return;
     default:
         return;
     }
@@ -1375,7 +1413,9 @@ void cipc__worker_close_idle(struct worker *w)
     struct conn *c = w->conns;
     while (c) {
         struct conn *next = c->next;
-        if (c->state == C_HEAD && c->len == 0 && c->pending_writes == 0)
+        if (c->ws)
+            cipc_ws_close(c->ws, CIPC_WS_CLOSE_GOING_AWAY, "server shutting down");
+        else if (c->state == C_HEAD && c->len == 0 && c->pending_writes == 0)
             conn_close(c);
         else
             c->keep_alive = 0;
@@ -1398,4 +1438,151 @@ void cipc__worker_force_close(struct worker *w)
         }
         conn_close(c);
     }
+}
+
+/* --- WebSocket connections ------------------------------------------------------------ */
+
+/* Send pieces in order: what the socket takes at once, the rest copied into one write. */
+static int conn_sendv(void *t, const struct cipc__ws_iov *iov, unsigned n)
+{
+    struct conn *c = t;
+    if (c->closed)
+        return CIPC_ECLOSING;
+    if (c->ssl && n > 1) {
+        /* One TLS record for a small frame rather than one for its header and another
+         * for its payload. */
+        size_t total = 0;
+        for (unsigned i = 0; i < n; i++)
+            total += iov[i].n;
+        if (total <= 16384) {
+            char one[16384];
+            size_t pos = 0;
+            for (unsigned i = 0; i < n; i++) {
+                memcpy(one + pos, iov[i].p, iov[i].n);
+                pos += iov[i].n;
+            }
+            return conn_send(c, one, pos, 0);
+        }
+    }
+    if (c->ssl || n == 1) {
+        for (unsigned i = 0; i < n; i++) {
+            int rc = conn_send(c, iov[i].p, iov[i].n, 0);
+            if (rc < 0)
+                return rc;
+        }
+        return 0;
+    }
+    size_t total = 0, off = 0;
+    uv_buf_t b[4];
+    for (unsigned i = 0; i < n && i < 4; i++) {
+        b[i] = uv_buf_init((char *)iov[i].p, (unsigned)iov[i].n);
+        total += iov[i].n;
+    }
+    if (c->pending_writes == 0) {
+        int w = uv_try_write(&c->h.stream, b, n);
+        if (w > 0)
+            off = (size_t)w;
+        else if (w < 0 && w != UV_EAGAIN) {
+            c->ws_err = CIPC_ENET;
+            conn_close(c);
+            return w;
+        }
+    }
+    if (off == total)
+        return 0;
+    /* Gather the unwritten rest into one buffer. */
+    struct wreq *wr = malloc(sizeof *wr + (total - off));
+    if (!wr) {
+        conn_close(c);
+        return -ENOMEM;
+    }
+    size_t pos = 0, skip = off;
+    for (unsigned i = 0; i < n; i++) {
+        size_t len = iov[i].n;
+        const char *p = iov[i].p;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(wr->data + pos, p + skip, len - skip);
+        pos += len - skip;
+        skip = 0;
+    }
+    wr->c = c;
+    wr->close_after = 0;
+    uv_buf_t rest = uv_buf_init(wr->data, (unsigned)pos);
+    int rc = uv_write(&wr->w, &c->h.stream, &rest, 1, on_written);
+    if (rc < 0) {
+        free(wr);
+        conn_close(c);
+        return rc;
+    }
+    c->pending_writes++;
+    return 0;
+}
+
+static size_t conn_queued(void *t)
+{
+    struct conn *c = t;
+    return c->closed ? 0 : uv_stream_get_write_queue_size(&c->h.stream);
+}
+
+static void conn_ws_close(void *t, bool now)
+{
+    struct conn *c = t;
+    if (c->closed)
+        return;
+    stop_reading(c);
+    c->state = C_CLOSING;
+    if (now || c->pending_writes == 0)
+        conn_close(c);
+    else
+        c->close_when_drained = 1;
+}
+
+static void conn_ws_timer(void *t, long ms)
+{
+    struct conn *c = t;
+    if (c->closed)
+        return;
+    if (ms <= 0) {
+        c->timer_kind = T_NONE;
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    c->timer_kind = T_WS;
+    uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
+const struct cipc__ws_transport cipc__conn_ws_transport = {
+    .send = conn_sendv,
+    .queued = conn_queued,
+    .close = conn_ws_close,
+    .timer = conn_ws_timer,
+};
+
+int cipc__conn_upgrade(struct conn *c, const char *resp, size_t len, struct cipc_ws *ws)
+{
+    int rc = conn_send(c, resp, len, 0);
+    if (rc < 0)
+        return rc;
+    /* The request is over; bytes after its head are the first frames. */
+    c->ws = ws;
+    c->state = C_WS;
+    c->keep_alive = 0;
+    if (c->timer_kind != T_NONE) {
+        c->timer_kind = T_NONE;
+        uv_timer_stop(&c->timer);
+    }
+    return 0;
+}
+
+/* After the upgrade handler returned: drop the request, start reading frames. */
+static void upgrade_finish(struct conn *c)
+{
+    size_t used = c->head_len + c->body_done;
+    req_reset(&c->req);
+    c->head_len = c->body_done = 0;
+    if (used)
+        buf_consume(c, used);
 }

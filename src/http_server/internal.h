@@ -18,7 +18,8 @@ struct route {
     size_t nsegs;
     cipc_http_handler h;
     void *ud;
-    int streaming; /* cipc_route_stream(): called at the head, body streamed */
+    void (*ud_free)(void *ud); /* frees ud with the route (WebSocket endpoints) */
+    int streaming;             /* cipc_route_stream(): called at the head, body streamed */
 };
 
 struct worker;
@@ -57,7 +58,7 @@ struct cipc_http_req {
     struct cipc__slice segs[32]; /* path segments, for parameters */
 };
 
-enum conn_state { C_HEAD, C_BODY_CL, C_BODY_CHUNKED, C_HANDLER, C_CLOSING };
+enum conn_state { C_HEAD, C_BODY_CL, C_BODY_CHUNKED, C_HANDLER, C_CLOSING, C_WS };
 
 struct conn {
     union {
@@ -86,6 +87,8 @@ struct conn {
     uint64_t idle_since; /* uv_now() when the connection last became idle */
     int orphan;          /* closed while its handler had not answered yet */
     SSL *ssl;            /* TLS connections only */
+    struct cipc_ws *ws;  /* after a WebSocket upgrade (state C_WS) */
+    int ws_err;          /* why the socket ended, for the cipc_ws */
     char peer[48];
     struct cipc_http_req req;
 };
@@ -126,6 +129,16 @@ struct worker {
     int in_handler;                    /* handlers running on this worker's stack */
     int n_pool;
     int rc; /* listen result for threads */
+    /* WebSocket connections of this worker (ws.c). */
+    uv_thread_t tid;         /* the thread running the worker's loop */
+    uint64_t ws_seq;         /* for connection ids */
+    struct cipc_ws **ws_tab; /* id -> connection, open addressing */
+    size_t ws_cap, ws_n;
+    struct ws_topic *topics;
+    uv_mutex_t xlock; /* guards the cross-thread queue below */
+    int has_xlock;
+    struct ws_xmsg *xhead, *xtail;
+    int xlen;
 };
 
 struct cipc_server {
@@ -150,6 +163,8 @@ const struct route *cipc__route_match(const cipc_server *s, const char *method, 
 int cipc__route_allow(const cipc_server *s, const struct cipc__slice *segs, size_t nsegs,
                       cipc_buf *out);
 void cipc__routes_free(cipc_server *s);
+int cipc__route_add(cipc_server *s, const char *method, const char *path, cipc_http_handler h,
+                    void *ud, int streaming, void (*ud_free)(void *));
 
 /* conn.c */
 enum { LISTENER_TCP, LISTENER_UNIX, LISTENER_TLS };
@@ -161,6 +176,18 @@ int cipc__conn_raw_send(struct conn *c, const char *data, size_t len, int close_
 /* Grow c->buf to at least `need` free bytes, moving the current request's views with it.
  * Returns 0 or -ENOMEM. */
 int cipc__conn_buf_grow(struct conn *c, size_t need);
+
+/* WebSocket connections (conn.c): switch a connection whose upgrade request is being
+ * handled to `ws` after sending `resp` (the 101 head). */
+int cipc__conn_upgrade(struct conn *c, const char *resp, size_t len, struct cipc_ws *ws);
+extern const struct cipc__ws_transport cipc__conn_ws_transport;
+
+/* ws.c: worker-side WebSocket tables. */
+void cipc__ws_worker_init(struct worker *w); /* before its thread starts */
+void cipc__ws_worker_free(struct worker *w);
+void cipc__ws_worker_wake(struct worker *w); /* drain the cross-thread queue */
+void cipc__ws_worker_forget(struct worker *w, struct cipc_ws *ws);
+uint64_t cipc__ws_worker_register(struct worker *w, struct cipc_ws *ws);
 
 /* tls.c */
 int cipc__tls_ctx_new(cipc_server *s);

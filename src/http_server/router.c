@@ -64,6 +64,8 @@ static int parse_template(struct route *r, const char *path)
 
 static void route_clear(struct route *r)
 {
+    if (r->ud_free)
+        r->ud_free(r->ud);
     free(r->method);
     free(r->tmpl);
     for (size_t i = 0; i < r->nsegs; i++)
@@ -72,8 +74,8 @@ static void route_clear(struct route *r)
     free(r->par);
 }
 
-static int add_route(cipc_server *s, const char *method, const char *path, cipc_http_handler h,
-                     void *ud, int streaming)
+int cipc__route_add(cipc_server *s, const char *method, const char *path, cipc_http_handler h,
+                    void *ud, int streaming, void (*ud_free)(void *))
 {
     if (s->started)
         return CIPC_EBUSY;
@@ -94,8 +96,10 @@ static int add_route(cipc_server *s, const char *method, const char *path, cipc_
     r.h = h;
     r.ud = ud;
     r.streaming = streaming;
+    r.ud_free = ud_free;
     struct route *nr = realloc(s->routes, (s->nroutes + 1) * sizeof *nr);
     if (!r.method || !r.tmpl || !nr) {
+        r.ud_free = NULL; /* the caller still owns ud */
         route_clear(&r);
         if (nr)
             s->routes = nr;
@@ -108,13 +112,13 @@ static int add_route(cipc_server *s, const char *method, const char *path, cipc_
 
 int cipc_route(cipc_server *s, const char *method, const char *path, cipc_http_handler h, void *ud)
 {
-    return add_route(s, method, path, h, ud, 0);
+    return cipc__route_add(s, method, path, h, ud, 0, NULL);
 }
 
 int cipc_route_stream(cipc_server *s, const char *method, const char *path, cipc_http_handler h,
                       void *ud)
 {
-    return add_route(s, method, path, h, ud, 1);
+    return cipc__route_add(s, method, path, h, ud, 1, NULL);
 }
 
 static int path_matches(const struct route *r, const struct cipc__slice *segs, size_t nsegs)

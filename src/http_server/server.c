@@ -228,6 +228,7 @@ static void begin_shutdown(struct worker *w)
 static void on_wake(uv_async_t *a)
 {
     struct worker *w = a->data;
+    cipc__ws_worker_wake(w);
     if (atomic_load(&w->srv->stop_requested))
         begin_shutdown(w);
 }
@@ -245,6 +246,7 @@ static int worker_start(struct worker *w, uv_loop_t *uv, int fd)
 {
     cipc_server *s = w->srv;
     w->uv = uv;
+    w->tid = uv_thread_self();
     w->scratch = calloc(s->o.max_headers, sizeof *w->scratch);
     if (!w->scratch)
         return -ENOMEM;
@@ -353,6 +355,7 @@ static int make_workers(cipc_server *s, int n)
         w->tls_fd = -1;
         atomic_init(&w->ready, 0);
         cipc_buf_reset(&w->out);
+        cipc__ws_worker_init(w);
     }
     for (int i = 0; i < n; i++) {
         int fd = listen_socket(s, port, &s->port);
@@ -466,6 +469,7 @@ void cipc_server_free(cipc_server *s)
             free(s->workers[i].pool[k]);
         cipc_buf_free(&s->workers[i].out);
         cipc_buf_free(&s->workers[i].tls_out);
+        cipc__ws_worker_free(&s->workers[i]);
     }
     free(s->workers);
     cipc__routes_free(s);

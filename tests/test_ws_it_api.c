@@ -1,6 +1,6 @@
 /* Proves the WebSocket API end to end, cipc server against cipc clients (and raw sockets
- * where a misbehaving peer is needed): echo with compression and a subprotocol, a refused
- * handshake, topics published from a foreign thread reaching connections on two workers,
+ * where a misbehaving peer is needed): echo with compression and a subprotocol, refused
+ * handshakes (on_handshake, an Origin allow-list), topics published from a foreign thread reaching connections on two workers,
  * cipc_ws_send_to() by id, zero-copy sends, the slow-consumer policies bounding memory,
  * keepalive pings closing a peer that never answers, close 1001 at shutdown, the
  * closing handshake started by either side, the async client reconnecting, and wss with
@@ -138,6 +138,12 @@ static int start(srv_thread *t, int workers, const cipc_ws_opts *o)
     CHECK_INT(cipc_route_ws(t->srv, "/ws", &h, NULL), ==, 0);
     h.on_handshake = s_handshake;
     CHECK_INT(cipc_route_ws(t->srv, "/private", &h, NULL), ==, 0);
+    static const char *const origins[] = {"https://ok.example", NULL};
+    cipc_ws_opts oo = o ? *o : (cipc_ws_opts){0};
+    oo.origins = origins;
+    h.on_handshake = NULL;
+    h.opts = &oo; /* copied by cipc_route_ws */
+    CHECK_INT(cipc_route_ws(t->srv, "/origin", &h, NULL), ==, 0);
     return srvt_start(t);
 }
 
@@ -216,6 +222,18 @@ static void test_handshake_refused(void)
     c = connect_ok(url, &(cipc_ws_client_opts){.headers = hdrs}, NULL);
     CHECK_INT(cipc_wsc_send_text(c, "in"), ==, 0);
     expect_msg(c, CIPC_WS_TEXT, "in");
+    cipc_wsc_free(c);
+    /* An Origin allow-list: 403 for another Origin or none. */
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/origin", port);
+    static const char *const good[] = {"Origin: https://ok.example", NULL};
+    static const char *const bad[] = {"Origin: https://evil.example", NULL};
+    c = connect_ok(url, &(cipc_ws_client_opts){.headers = good}, NULL);
+    cipc_wsc_free(c);
+    CHECK_INT(cipc_wsc_connect(url, &(cipc_ws_client_opts){.headers = bad}, NULL, &c), ==,
+              CIPC_EPROTO);
+    CHECK(strstr(cipc_wsc_errmsg(c), "403") != NULL);
+    cipc_wsc_free(c);
+    CHECK_INT(cipc_wsc_connect(url, NULL, NULL, &c), ==, CIPC_EPROTO);
     cipc_wsc_free(c);
     /* A plain GET on the endpoint: 426 with the version header. */
     raw_conn r;

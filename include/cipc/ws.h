@@ -109,6 +109,9 @@ typedef struct cipc_ws_opts {
     int compress_level;          /* zlib level 1..9; 0 -> 1 (fastest) */
     const char *const *subprotocols; /* NULL-terminated; server: supported, in order of
                                         preference; client: offered */
+    const char *const *origins;  /* server: NULL-terminated list of accepted Origin values
+                                    ("https://example.com"); a handshake with another or no
+                                    Origin gets 403. NULL: any (check in on_handshake) */
     long ping_interval_ms;       /* > 0: send a ping after this long without traffic... */
     long pong_timeout_ms;        /* ...and close (1011... see on_close code 1006) when no pong
                                     comes in this long; 0 -> ping_interval_ms */

@@ -21,6 +21,8 @@ struct ws_endpoint {
     cipc_ws_opts o;
     char **protos; /* supported subprotocols, NULL-terminated */
     size_t nprotos;
+    char **origins; /* accepted Origin values, NULL-terminated; NULL: any */
+    size_t norigins;
     void *ud;
 };
 
@@ -52,6 +54,9 @@ static void endpoint_free(void *p)
     for (size_t i = 0; i < ep->nprotos; i++)
         free(ep->protos[i]);
     free(ep->protos);
+    for (size_t i = 0; i < ep->norigins; i++)
+        free(ep->origins[i]);
+    free(ep->origins);
     free(ep);
 }
 
@@ -89,6 +94,16 @@ static void upgrade_handler(cipc_http_req *r, void *ud)
     if (r->body.len || c->state != C_HANDLER) {
         refuse(r, 400, "a WebSocket handshake has no body");
         return;
+    }
+    if (ep->origins) {
+        const char *origin = cipc_http_header(r, "Origin");
+        size_t i = 0;
+        while (origin && i < ep->norigins && strcmp(ep->origins[i], origin) != 0)
+            i++;
+        if (!origin || i == ep->norigins) {
+            refuse(r, 403, "Origin not allowed");
+            return;
+        }
     }
     if (ep->h.on_handshake) {
         w->in_handler++;
@@ -165,6 +180,28 @@ static void upgrade_handler(cipc_http_req *r, void *ud)
     w->in_handler--;
 }
 
+/* Copy a NULL-terminated list (NULL stays NULL). Returns 0 or -ENOMEM; *n counts the
+ * entries copied so far, for the caller's cleanup. */
+static int copy_list(const char *const *in, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!in)
+        return 0;
+    size_t len = 0;
+    while (in[len])
+        len++;
+    *out = calloc(len + 1, sizeof **out);
+    if (!*out)
+        return -ENOMEM;
+    for (size_t i = 0; i < len; i++) {
+        if (!((*out)[i] = strdup(in[i])))
+            return -ENOMEM;
+        (*n)++;
+    }
+    return 0;
+}
+
 int cipc_route_ws(cipc_server *s, const char *path, const cipc_ws_handlers *h, void *ud)
 {
     if (!s || !path || !h)
@@ -176,23 +213,10 @@ int cipc_route_ws(cipc_server *s, const char *path, const cipc_ws_handlers *h, v
     cipc__ws_opts_resolve(h->opts, &ep->o);
     ep->h.opts = NULL;
     ep->ud = ud;
-    const char *const *sp = h->opts ? h->opts->subprotocols : NULL;
-    size_t n = 0;
-    while (sp && sp[n])
-        n++;
-    if (n) {
-        ep->protos = calloc(n + 1, sizeof *ep->protos);
-        if (!ep->protos) {
-            endpoint_free(ep);
-            return -ENOMEM;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (!(ep->protos[i] = strdup(sp[i]))) {
-                endpoint_free(ep);
-                return -ENOMEM;
-            }
-            ep->nprotos++;
-        }
+    if (copy_list(h->opts ? h->opts->subprotocols : NULL, &ep->protos, &ep->nprotos) < 0 ||
+        copy_list(h->opts ? h->opts->origins : NULL, &ep->origins, &ep->norigins) < 0) {
+        endpoint_free(ep);
+        return -ENOMEM;
     }
     int rc = cipc__route_add(s, "GET", path, upgrade_handler, ep, 0, endpoint_free);
     if (rc < 0)

@@ -32,6 +32,7 @@ void cipc__ws_opts_resolve(const cipc_ws_opts *in, cipc_ws_opts *o)
     if (!o->close_timeout_ms)
         o->close_timeout_ms = CIPC_WS_DEFAULT_CLOSE_TIMEOUT_MS;
     o->subprotocols = NULL; /* negotiated by the handshake code; not kept */
+    o->origins = NULL;
 }
 
 int cipc__ws_new(const struct cipc__ws_init *in, cipc_ws **out)

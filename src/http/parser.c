@@ -27,19 +27,15 @@
 #include "cipc/url.h"
 #include "http/parser.h"
 
-/* Character classes. */
-enum {
-    T = 1, /* tchar (RFC 9110 5.6.2): method, field names, codings */
-    V = 2, /* field-vchar, SP or HTAB: field values, chunk extensions */
-    G = 4  /* accepted in a request target: VCHAR except '#' */
-};
+/* Character classes (CIPC__HTTP_CLS_* in parser.h). */
+enum { T = CIPC__HTTP_CLS_T, V = CIPC__HTTP_CLS_V, G = CIPC__HTTP_CLS_G };
 
 #define TV  (T | V)
 #define VG  (V | G)
 #define TVG (T | V | G)
 
 /* clang-format off */
-static const unsigned char cls[256] = {
+const unsigned char cipc__http_cls[256] = {
       0,   0,   0,   0,   0,   0,   0,   0,   0,   V,   0,   0,   0,   0,   0,   0, /* 0x00 */
       0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0, /* 0x10 */
       V, TVG,  VG,  TV, TVG, TVG, TVG, TVG,  VG,  VG, TVG, TVG,  VG, TVG, TVG,  VG, /* 0x20 */
@@ -58,6 +54,7 @@ static const unsigned char cls[256] = {
       V,   V,   V,   V,   V,   V,   V,   V,   V,   V,   V,   V,   V,   V,   V,   V, /* 0xf0 */
 };
 /* clang-format on */
+#define cls cipc__http_cls
 
 /* Eight bytes at a time: a word with a byte below n (n <= 128), above n (n <= 127), or
  * equal to zero. Exact (no false positives) in whether any byte matches. */

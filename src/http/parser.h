@@ -68,6 +68,16 @@
 
 #include "cipc/error.h"
 
+/* Character classes of bytes in HTTP/1.1 heads, shared by the request and response
+ * parsers: cipc__http_cls[byte] is a mask of these. */
+enum {
+    CIPC__HTTP_CLS_T = 1, /* tchar (RFC 9110 5.6.2): method, field names, codings */
+    CIPC__HTTP_CLS_V = 2, /* field-vchar, obs-text, SP or HTAB: field values, reason
+                             phrases, chunk extensions */
+    CIPC__HTTP_CLS_G = 4  /* accepted in a request target: VCHAR except '#' */
+};
+extern const unsigned char cipc__http_cls[256];
+
 /* A view into the caller's buffer. */
 struct cipc__slice {
     const char *p;

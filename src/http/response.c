@@ -1,43 +1,18 @@
 /* HTTP/1.1 response-head parser (RFC 9112), private to cipc.
  *
  * One pass from byte 0 over the buffer, in the manner of the request parser
- * (src/http/parser.c), with its character classes copied here so the two files stay
- * independent: each byte is judged only from the bytes before it, so the result cannot
- * depend on how the input was split, and max_head bounds the scan. The rules and choices
+ * (src/http/parser.c), with its character classes: each byte is judged only from the
+ * bytes before it, so the result cannot depend on how the input was split, and max_head
+ * bounds the scan. The rules and choices
  * are listed in response.h. */
 #include <limits.h>
 #include <string.h>
 
 #include "http/response.h"
 
-/* Character classes: a copy of the request parser's T and V. */
-enum {
-    T = 1, /* tchar (RFC 9110 5.6.2): field names */
-    V = 2  /* field-vchar, obs-text, SP or HTAB: field values and the reason phrase */
-};
-
-#define TV (T | V)
-
-/* clang-format off */
-static const unsigned char cls[256] = {
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  V,  0,  0,  0,  0,  0,  0, /* 0x00 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, /* 0x10 */
-     V, TV,  V, TV, TV, TV, TV, TV,  V,  V, TV, TV,  V, TV, TV,  V, /* 0x20 */
-    TV, TV, TV, TV, TV, TV, TV, TV, TV, TV,  V,  V,  V,  V,  V,  V, /* 0x30 */
-     V, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, /* 0x40 */
-    TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV,  V,  V,  V, TV, TV, /* 0x50 */
-    TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, /* 0x60 */
-    TV, TV, TV, TV, TV, TV, TV, TV, TV, TV, TV,  V, TV,  V, TV,  0, /* 0x70 */
-     V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V, /* 0x80 */
-     V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V, /* 0x90 */
-     V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V, /* 0xa0 */
-     V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V, /* 0xb0 */
-     V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V, /* 0xc0 */
-     V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V, /* 0xd0 */
-     V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V, /* 0xe0 */
-     V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V,  V, /* 0xf0 */
-};
-/* clang-format on */
+/* Character classes: the request parser's table (http/parser.h). */
+enum { T = CIPC__HTTP_CLS_T, V = CIPC__HTTP_CLS_V };
+#define cls cipc__http_cls
 
 static int is_ows(int c)
 {

@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char *dup_exact(const uint8_t *s, size_t n)
 {
-    char *p = malloc(n ? n : 1);
+    char *p = calloc(1, n ? n : 1);
     if (!p)
         abort();
     if (n)

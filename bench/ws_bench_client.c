@@ -49,14 +49,14 @@
 
 #include <uv.h>
 
-#define READ_BUF     (256 * 1024) /* one shared read buffer: the loop is single-threaded */
-#define MAX_PIDS     8
-#define MAX_WRITES   4            /* pipe: uv_write requests in flight */
-#define BATCH_BYTES  (256 * 1024) /* pipe: bytes of frames per uv_write */
-#define WINDOW_BYTES (8u << 20)   /* pipe: payload bytes sent but not yet echoed */
-#define HS_MAX       4096         /* largest handshake response head accepted */
-#define FANOUT_LEN   32           /* payload size of a broadcast message */
-#define FANOUT_SETTLE_MS 100      /* fanout: wait after the last handshake before BCAST */
+#define READ_BUF         (256 * 1024) /* one shared read buffer: the loop is single-threaded */
+#define MAX_PIDS         8
+#define MAX_WRITES       4            /* pipe: uv_write requests in flight */
+#define BATCH_BYTES      (256 * 1024) /* pipe: bytes of frames per uv_write */
+#define WINDOW_BYTES     (8u << 20)   /* pipe: payload bytes sent but not yet echoed */
+#define HS_MAX           4096         /* largest handshake response head accepted */
+#define FANOUT_LEN       32           /* payload size of a broadcast message */
+#define FANOUT_SETTLE_MS 100          /* fanout: wait after the last handshake before BCAST */
 
 enum mode { M_RTT, M_PIPE, M_FANOUT, M_IDLE };
 enum cstate { C_NEW = 0, C_CONNECTING, C_HANDSHAKE, C_OPEN };
@@ -456,8 +456,7 @@ static void on_open(struct conn *c)
         } else {
             B.connect_t1 = now_ns();
             uv_timer_start(&B.settle, B.a.mode == M_IDLE ? idle_settled : fanout_settled,
-                           B.a.mode == M_IDLE ? (uint64_t)B.a.settle_ms : FANOUT_SETTLE_MS,
-                           0);
+                           B.a.mode == M_IDLE ? (uint64_t)B.a.settle_ms : FANOUT_SETTLE_MS, 0);
         }
         break;
     }
@@ -521,8 +520,8 @@ static void on_message(struct conn *c, int opcode, uint64_t len)
         break;
     case M_FANOUT:
         if ((opcode != 1 && opcode != 2) || len != FANOUT_LEN) {
-            fail("connection %u: a message of opcode %d and %llu bytes, expected %d bytes",
-                 c->idx, opcode, (unsigned long long)len, FANOUT_LEN);
+            fail("connection %u: a message of opcode %d and %llu bytes, expected %d bytes", c->idx,
+                 opcode, (unsigned long long)len, FANOUT_LEN);
             return;
         }
         B.received++;
@@ -537,8 +536,7 @@ static void on_message(struct conn *c, int opcode, uint64_t len)
                 double n = (double)B.nconns * (double)B.a.count;
                 printf("fanout_clients: %ld conn\n", B.nconns);
                 printf("fanout_messages: %ld msg\n", B.a.count);
-                printf("fanout_connect_s: %.3f s\n",
-                       (double)(B.connect_t1 - B.connect_t0) / 1e9);
+                printf("fanout_connect_s: %.3f s\n", (double)(B.connect_t1 - B.connect_t0) / 1e9);
                 printf("fanout_s: %.3f s\n", s);
                 printf("fanout_deliveries: %.0f msg\n", n);
                 printf("fanout_deliveries_per_s: %.1f msg/s\n", n / s);
@@ -594,8 +592,7 @@ static int feed_frames(struct conn *c, const uint8_t *p, size_t n)
             }
             c->opcode = c->hdr[0] & 0x0f;
             if (c->hdr[0] & 0x70) {
-                fail("connection %u: a frame with RSV bits set (no extension was offered)",
-                     c->idx);
+                fail("connection %u: a frame with RSV bits set (no extension was offered)", c->idx);
                 return -1;
             }
             if (c->opcode == 1 || c->opcode == 2) {
@@ -804,8 +801,8 @@ static int parse_long(const char *name, const char *s, long min, long max, long 
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-        fprintf(stderr, "ws_bench_client: %s wants an integer in %ld..%ld, got '%s'\n", name,
-                min, max, s);
+        fprintf(stderr, "ws_bench_client: %s wants an integer in %ld..%ld, got '%s'\n", name, min,
+                max, s);
         return -1;
     }
     *out = v;

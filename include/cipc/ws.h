@@ -159,7 +159,9 @@ typedef struct cipc_ws_handlers {
 
 /* Add a WebSocket endpoint at `path` (a route template as for cipc_route(): "/ws",
  * "/rooms/{name}"). A GET with a valid upgrade becomes a WebSocket connection; a plain GET
- * gets 426 Upgrade Required. Copies `h` and what its opts point to. Returns as
+ * (no Upgrade, no Sec-WebSocket-Key) gets 426 Upgrade Required, a handshake that breaks an
+ * RFC 6455 4.2.1 rule 400, another Sec-WebSocket-Version 426 with
+ * Sec-WebSocket-Version: 13. Copies `h` and what its opts point to. Returns as
  * cipc_route(). */
 CIPC_API int cipc_route_ws(cipc_server *s, const char *path, const cipc_ws_handlers *h, void *ud);
 

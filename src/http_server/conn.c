@@ -25,6 +25,7 @@
 enum { T_NONE, T_IDLE, T_HEAD, T_BODY, T_WRITE, T_WS };
 
 static void conn_process(struct conn *c);
+static void flush_unlink(struct conn *c);
 static void on_conn_closed(uv_handle_t *h);
 static void conn_close(struct conn *c);
 static void on_timer(uv_timer_t *t);
@@ -1249,6 +1250,7 @@ static void on_conn_closed(uv_handle_t *h)
     if (h == (uv_handle_t *)&c->timer)
         return;
     struct worker *w = c->w;
+    flush_unlink(c);
     if (c->ws) {
         struct cipc_ws *ws = c->ws;
         c->ws = NULL;
@@ -1540,6 +1542,79 @@ static void conn_ws_close(void *t, bool now)
         c->close_when_drained = 1;
 }
 
+/* Gathered frames leave before the loop next blocks: the prepare handle covers sends made
+ * from timers and other callbacks that run before the poll, the check handle sends made
+ * while handling I/O. */
+static void flush_all(struct worker *w)
+{
+    struct conn *c = w->flush_list;
+    w->flush_list = NULL;
+    while (c) {
+        struct conn *next = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_pending = 0;
+        if (c->ws && !c->closed)
+            cipc__ws_flush(c->ws);
+        c = next;
+    }
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    flush_all(h->data);
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    flush_all(h->data);
+}
+
+void cipc__conn_flush_init(struct worker *w)
+{
+    uv_prepare_init(w->uv, &w->flush_prepare);
+    uv_check_init(w->uv, &w->flush_check);
+    w->flush_prepare.data = w->flush_check.data = w;
+}
+
+void cipc__conn_flush_close(struct worker *w, uv_close_cb cb)
+{
+    uv_close((uv_handle_t *)&w->flush_prepare, cb);
+    uv_close((uv_handle_t *)&w->flush_check, cb);
+}
+
+static void conn_ws_defer(void *t)
+{
+    struct conn *c = t;
+    struct worker *w = c->w;
+    if (c->flush_pending || c->closed)
+        return;
+    c->flush_pending = 1;
+    c->flush_next = w->flush_list;
+    w->flush_list = c;
+    if (!w->flush_started) {
+        /* Started once, unreferenced: they never keep the loop alive by themselves. */
+        w->flush_started = 1;
+        uv_prepare_start(&w->flush_prepare, on_flush_prepare);
+        uv_check_start(&w->flush_check, on_flush_check);
+        uv_unref((uv_handle_t *)&w->flush_prepare);
+        uv_unref((uv_handle_t *)&w->flush_check);
+    }
+}
+
+/* Take a closing connection off the flush list. */
+static void flush_unlink(struct conn *c)
+{
+    if (!c->flush_pending)
+        return;
+    struct conn **pp = &c->w->flush_list;
+    while (*pp && *pp != c)
+        pp = &(*pp)->flush_next;
+    if (*pp)
+        *pp = c->flush_next;
+    c->flush_pending = 0;
+    c->flush_next = NULL;
+}
+
 static void conn_ws_timer(void *t, long ms)
 {
     struct conn *c = t;
@@ -1559,6 +1634,7 @@ const struct cipc__ws_transport cipc__conn_ws_transport = {
     .queued = conn_queued,
     .close = conn_ws_close,
     .timer = conn_ws_timer,
+    .defer = conn_ws_defer,
 };
 
 int cipc__conn_upgrade(struct conn *c, const char *resp, size_t len, struct cipc_ws *ws)

@@ -89,6 +89,8 @@ struct conn {
     SSL *ssl;            /* TLS connections only */
     struct cipc_ws *ws;  /* after a WebSocket upgrade (state C_WS) */
     int ws_err;          /* why the socket ended, for the cipc_ws */
+    int flush_pending;   /* on the worker's flush list */
+    struct conn *flush_next;
     char peer[48];
     struct cipc_http_req req;
 };
@@ -139,6 +141,11 @@ struct worker {
     int has_xlock;
     struct ws_xmsg *xhead, *xtail;
     int xlen;
+    /* WebSocket connections with gathered frames, sent before the loop next waits. */
+    struct conn *flush_list;
+    uv_prepare_t flush_prepare;
+    uv_check_t flush_check;
+    int flush_started;
 };
 
 struct cipc_server {
@@ -180,6 +187,9 @@ int cipc__conn_buf_grow(struct conn *c, size_t need);
 /* WebSocket connections (conn.c): switch a connection whose upgrade request is being
  * handled to `ws` after sending `resp` (the 101 head). */
 int cipc__conn_upgrade(struct conn *c, const char *resp, size_t len, struct cipc_ws *ws);
+/* Set up / close the worker's flush handles (server.c calls these with its own handles). */
+void cipc__conn_flush_init(struct worker *w);
+void cipc__conn_flush_close(struct worker *w, uv_close_cb cb);
 extern const struct cipc__ws_transport cipc__conn_ws_transport;
 
 /* ws.c: worker-side WebSocket tables. */

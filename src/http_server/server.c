@@ -187,6 +187,7 @@ void cipc__worker_drained(struct worker *w)
     w->drained = 1;
     uv_close((uv_handle_t *)&w->wake, on_worker_handle_closed);
     uv_close((uv_handle_t *)&w->shutdown_timer, on_worker_handle_closed);
+    cipc__conn_flush_close(w, on_worker_handle_closed);
     if (w->has_signals) {
         uv_close((uv_handle_t *)&w->sigint, on_worker_handle_closed);
         uv_close((uv_handle_t *)&w->sigterm, on_worker_handle_closed);
@@ -253,7 +254,8 @@ static int worker_start(struct worker *w, uv_loop_t *uv, int fd)
     uv_async_init(uv, &w->wake, on_wake);
     uv_timer_init(uv, &w->shutdown_timer);
     w->wake.data = w->shutdown_timer.data = w;
-    w->handles_open = 2;
+    cipc__conn_flush_init(w);
+    w->handles_open = 4;
     uv_tcp_init(uv, &w->listener);
     w->listener.data = w;
     w->handles_open++;

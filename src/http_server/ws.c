@@ -78,7 +78,9 @@ static void upgrade_handler(cipc_http_req *r, void *ud)
     struct ws_endpoint *ep = ud;
     struct conn *c = r->c;
     struct worker *w = c->w;
-    if (!r->p.upgrade) {
+    if (!r->p.upgrade && !cipc_http_header(r, "Sec-WebSocket-Key")) {
+        /* A plain request: say what this endpoint wants. A request that tries the
+         * handshake and gets it wrong gets 400 from the check below. */
         refuse(r, 426, "this endpoint speaks WebSocket: send an Upgrade: websocket request");
         return;
     }

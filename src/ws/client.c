@@ -549,8 +549,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (n == 0)
         return;
     if (n < 0) {
-        if (n == UV_EOF && cl->state == S_OPEN) {
-            tcp_close(cl); /* after a close handshake, or 1006 for the handlers */
+        if (cl->state == S_OPEN && (n == UV_EOF || (cl->ws && cl->ws->peer_closed))) {
+            /* After a close handshake (a reset then is no error), or 1006 for the
+             * handlers. */
+            tcp_close(cl);
             return;
         }
         if (n == UV_EOF)
@@ -1056,8 +1058,10 @@ int cipc_wsc_close(cipc_wsc *c, int code, const char *reason)
     if (rc < 0 && rc != CIPC_ECLOSING)
         return rc;
     /* The engine's close timer ends it within close_timeout_ms; the margin is for the
-     * socket close itself. */
-    return run_until(c, has_ended, timeout + 1000) ? 0 : CIPC_ETIMEOUT;
+     * socket close itself. Without the peer's close frame (1006) it timed out. */
+    if (!run_until(c, has_ended, timeout + 1000))
+        return CIPC_ETIMEOUT;
+    return c->close_code == CIPC_WS_CLOSE_ABNORMAL ? CIPC_ETIMEOUT : 0;
 }
 
 int cipc_wsc_close_code(const cipc_wsc *c)

@@ -115,7 +115,30 @@ static size_t tqueued(cipc_ws *ws)
 
 size_t cipc_ws_buffered(const cipc_ws *ws)
 {
-    return ws->qbytes + (ws->gone ? 0 : ws->tops->queued(ws->t));
+    return ws->qbytes + ws->cork.len + (ws->gone ? 0 : ws->tops->queued(ws->t));
+}
+
+/* Send the cork's frames in one piece. */
+static void cork_flush(cipc_ws *ws)
+{
+    if (ws->cork.len == 0)
+        return;
+    if (!ws->gone && !ws->closing) {
+        struct cipc__ws_iov iov = {ws->cork.data, ws->cork.len};
+        ws->tops->send(ws->t, &iov, 1);
+    }
+    if (ws->cork.cap > 4 * CIPC__WS_CORK_MAX)
+        cipc_buf_free(&ws->cork); /* a burst is over: do not keep its memory */
+    else
+        cipc_buf_reset(&ws->cork);
+}
+
+static void flush_queue(cipc_ws *ws);
+
+void cipc__ws_flush(cipc_ws *ws)
+{
+    ws->deferred = false;
+    flush_queue(ws); /* the cork, then what waits in the queue while there is room */
 }
 
 static void note_buffered(cipc_ws *ws)
@@ -147,6 +170,7 @@ static int qent_send(cipc_ws *ws, struct cipc__ws_qent *e)
 /* Move queued entries to the transport while it holds less than the low-water mark. */
 static void flush_queue(cipc_ws *ws)
 {
+    cork_flush(ws); /* older than anything queued */
     while (ws->qhead && !ws->gone && tqueued(ws) < CIPC__WS_LOW_WATER) {
         struct cipc__ws_qent *e = ws->qhead;
         ws->qhead = e->next;
@@ -244,7 +268,25 @@ static int out_frame(cipc_ws *ws, const uint8_t *hdr, size_t hlen, const void *p
                      struct cipc__ws_block *blk, bool control)
 {
     size_t bytes = blk ? blk->len : hlen + n;
-    if (!ws->qhead && tqueued(ws) < CIPC__WS_LOW_WATER) {
+    if (!ws->qhead && ws->cork.len && tqueued(ws) + ws->cork.len + bytes >= CIPC__WS_LOW_WATER)
+        cork_flush(ws); /* a full cork goes now, so nothing queues behind an idle socket */
+    if (!ws->qhead && tqueued(ws) + ws->cork.len < CIPC__WS_LOW_WATER) {
+        if (bytes <= CIPC__WS_CORK_MAX && (ws->tops->defer || ws->in_input)) {
+            /* Gathered with the others sent in this turn of the loop. */
+            int rc = blk ? cipc_buf_append(&ws->cork, blk->data, blk->len)
+                         : cipc_buf_append(&ws->cork, hdr, hlen);
+            if (rc == 0 && !blk && n)
+                rc = cipc_buf_append(&ws->cork, payload, n);
+            if (rc < 0)
+                return rc;
+            if (ws->tops->defer && !ws->deferred) {
+                ws->deferred = true;
+                ws->tops->defer(ws->t);
+            }
+            note_buffered(ws);
+            return 0;
+        }
+        cork_flush(ws);
         struct cipc__ws_iov iov[2];
         unsigned k = 0;
         if (blk) {
@@ -303,6 +345,10 @@ static void close_socket(cipc_ws *ws, bool now)
     if (ws->closing || ws->gone)
         return;
     flush_proto_out(ws);
+    if (now)
+        cipc_buf_reset(&ws->cork);
+    else
+        cork_flush(ws);
     if (!now) {
         /* Whatever still waits in our queue goes to the transport first. */
         while (ws->qhead) {
@@ -448,6 +494,8 @@ void cipc__ws_input(cipc_ws *ws, uint8_t *in, size_t n)
     if (ws->gone)
         return;
     flush_proto_out(ws);
+    if (!ws->tops->defer)
+        flush_queue(ws);
     if (cipc__ws_proto_should_close_tcp(&ws->proto)) {
         /* Both closes seen (or a protocol failure): the server closes TCP once the close
          * frame is out; a client gives the server close_timeout_ms to close it first. */
@@ -490,6 +538,7 @@ static void report_end(cipc_ws *ws, int err)
     }
     ws->qtail = NULL;
     ws->qbytes = 0;
+    cipc_buf_free(&ws->cork);
     if (ws->err && ws->h.on_error)
         ws->h.on_error(ws, ws->err, ws->errmsg, ws->ud);
     if (ws->h.on_close)
@@ -504,6 +553,7 @@ void cipc__ws_gone(cipc_ws *ws, int err)
 
 void cipc__ws_free(cipc_ws *ws)
 {
+    cipc_buf_free(&ws->cork);
     while (ws->qhead) {
         struct cipc__ws_qent *e = ws->qhead;
         ws->qhead = e->next;
@@ -535,6 +585,8 @@ int cipc__ws_lost(cipc_ws *ws, int err)
     ws->err = 0;
     ws->errmsg[0] = '\0';
     ws->timer_kind = WT_NONE;
+    ws->deferred = false;
+    cipc_buf_free(&ws->cork);
     struct cipc__ws_proto_opts po = {
         .is_server = ws->is_server,
         .max_message = ws->o.max_message,

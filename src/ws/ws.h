@@ -8,10 +8,14 @@
  * been written, cipc__ws_timer() when the timer it arms fires, and cipc__ws_gone() once
  * the socket is closed (the cipc_ws is freed there, after on_close).
  *
- * Write path: a message goes straight to the transport (which writes what the socket takes
- * and copies the rest) while the transport holds less than CIPC__WS_LOW_WATER bytes;
- * beyond that, messages wait in the cipc_ws's own queue, from which the slow-consumer
- * policy can drop them. cipc_ws_buffered() is the queue plus what the transport holds.
+ * Write path: frames up to CIPC__WS_CORK_MAX bytes are gathered in the cipc_ws's cork
+ * buffer and leave together in one send when the transport calls cipc__ws_flush() (see
+ * `defer`), so a burst of small messages (an echo of pipelined messages, a broadcast)
+ * costs one system call per connection rather than one per message. The cork goes to the
+ * transport (which writes what the socket takes and copies the rest) while the transport
+ * holds less than CIPC__WS_LOW_WATER bytes; beyond that, messages wait in the cipc_ws's
+ * own queue, from which the slow-consumer policy can drop them. cipc_ws_buffered() is the
+ * cork, the queue and what the transport holds.
  *
  * Threading: a cipc_ws and its transport belong to one loop thread. */
 #ifndef CIPC_SRC_WS_WS_H
@@ -29,6 +33,9 @@ struct cipc__ws_pmd_params; /* ws/handshake.h */
 /* Bytes the transport may hold before messages queue in the cipc_ws. */
 #define CIPC__WS_LOW_WATER (256u * 1024)
 
+/* Frames larger than this bypass the cork (they are worth a system call of their own). */
+#define CIPC__WS_CORK_MAX (8u * 1024)
+
 struct cipc__ws_iov {
     const void *p;
     size_t n;
@@ -45,6 +52,10 @@ struct cipc__ws_transport {
     void (*close)(void *t, bool now);
     /* Arm the timer to call cipc__ws_timer() in `ms` milliseconds; ms <= 0 disarms. */
     void (*timer)(void *t, long ms);
+    /* Optional: call cipc__ws_flush() before the loop next waits for I/O (from a prepare or
+     * check handle), so that frames sent meanwhile leave in one write. Without it, frames
+     * sent while input is handled leave at its end and others at once. */
+    void (*defer)(void *t);
 };
 
 /* A queued message: the frame bytes (header and payload) are either a shared block or a
@@ -92,6 +103,8 @@ struct cipc_ws {
     char errmsg[256];
     struct cipc__ws_qent *qhead, *qtail;
     size_t qbytes;
+    cipc_buf cork;     /* frames gathered for one send */
+    bool deferred;     /* the transport was asked to call cipc__ws_flush() */
     cipc_ws_stats st;
     uint64_t last_rx_ms; /* for keepalive pings */
     int timer_kind;
@@ -133,6 +146,9 @@ void cipc__ws_input(cipc_ws *ws, uint8_t *in, size_t n);
 
 /* The transport wrote some of what it held. */
 void cipc__ws_writable(cipc_ws *ws);
+
+/* Send what the cork holds (the transport's deferred flush). */
+void cipc__ws_flush(cipc_ws *ws);
 
 /* The transport's timer fired. */
 void cipc__ws_timer(cipc_ws *ws);

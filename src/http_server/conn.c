@@ -308,7 +308,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
         out->len = sizeof c->w->tls_in;
         return;
     }
-    if (cipc__conn_buf_grow(c, READ_CHUNK / 4) < 0) {
+    /* A WebSocket connection reads up to 64 KiB at a time, so bulk frames mostly arrive
+     * whole (delivered without a copy) and take fewer reads; the buffer is still freed
+     * whenever it empties. */
+    if (cipc__conn_buf_grow(c, c->ws ? 4 * READ_CHUNK : READ_CHUNK / 4) < 0) {
         out->base = NULL;
         out->len = 0;
         return;

@@ -1,6 +1,7 @@
-/* The `cipc` command line against the real peer: get/post/request print the body, send
+/* The `cipc` command line against real peers: get/post/request print the body, send
  * headers, map HTTP statuses to exit codes (0, 4, 5), print requests-style errors, and
- * reject bad usage with exit code 2. */
+ * reject bad usage with exit code 2; `cipc ws` exchanges messages with python3-websockets'
+ * seed echo server. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,20 @@ int main(void)
                   NULL, NULL, NULL),
               ==, 2);
     CHECK_INT(run(out, sizeof out, "get", url, "-H", "NoColon", NULL, NULL), ==, 2);
+
+    /* cipc ws: each message out, each reply printed on a line. */
+    peer W;
+    char script[512];
+    snprintf(script, sizeof script, "%s/tests/peers/ws_echo_server.py", peer_source_dir());
+    const char *wargv[] = {PEER_PYTHON, script, "--port", "0", "--mode", "seed", NULL};
+    CHECK_INT(peer_start_cmd(&W, wargv, 0), ==, 0);
+    snprintf(url, sizeof url, "ws://localhost:%d/", W.port);
+    CHECK_INT(run(out, sizeof out, "ws", url, "hello", "two words", NULL, NULL), ==, 0);
+    CHECK_STR(out, "Echo: hello\nEcho: two words\n");
+    peer_stop(&W);
+    CHECK_INT(run(out, sizeof out, "ws", url, "hello", NULL, NULL, NULL), ==, 1);
+    CHECK(strstr(out, "refused") != NULL);
+    CHECK_INT(run(out, sizeof out, "ws", "http://127.0.0.1/", "x", NULL, NULL, NULL), ==, 2);
 
     unlink(log_path);
     peer_stop(&P);

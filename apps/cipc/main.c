@@ -3,12 +3,15 @@
  *   cipc get URL [options]            GET and print the body
  *   cipc post URL [JSON|-] [options]  POST a JSON body (an argument, or stdin with "-")
  *   cipc request METHOD URL [BODY|-]  any method; BODY is sent as JSON if it parses
+ *   cipc ws URL [MESSAGE...]          WebSocket: send each message (or each line of stdin)
+ *                                     as text and print each reply on a line
  *   cipc version
  *
  * Options: -H 'Name: value' (repeatable), --timeout MS, --retries N, -i (print the
  * status line and headers), --insecure (do not verify TLS certificates), --cacert FILE.
  * Exit status: 0 for a 1xx-3xx response, 4 for 4xx, 5 for 5xx, 1 when no response came
- * (the reason is printed), 2 for bad usage. The hub (`cipc serve`) arrives with its
+ * (the reason is printed), 2 for bad usage. `cipc ws`: 0 after a clean close, 1 when the
+ * connection failed or a reply did not come within --timeout (default 10000 ms). The hub (`cipc serve`) arrives with its
  * own issue. */
 #include <cipc.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: cipc get URL [options]\n"
                "       cipc post URL [JSON|-] [options]\n"
                "       cipc request METHOD URL [BODY|-] [options]\n"
+               "       cipc ws URL [MESSAGE...] [-H ...] [--timeout MS] [--cacert FILE]\n"
                "       cipc version\n"
                "options:\n"
                "  -H 'Name: value'  add a request header (repeatable)\n"
@@ -46,6 +50,79 @@ static char *read_stdin(size_t *len)
 
 #define MAX_HEADERS 64
 
+/* One message: send it, wait for the reply, print it. Returns 0 or 1. */
+static int ws_exchange(cipc_wsc *c, const char *msg, size_t len, long timeout)
+{
+    int rc = cipc_wsc_send(c, CIPC_WS_TEXT, msg, len);
+    cipc_ws_msg m;
+    if (rc == 0)
+        rc = cipc_wsc_recv(c, &m, timeout);
+    if (rc < 0) {
+        fprintf(stderr, "cipc: %s%s%s\n", cipc_strerror(rc), *cipc_wsc_errmsg(c) ? ": " : "",
+                cipc_wsc_errmsg(c));
+        return 1;
+    }
+    fwrite(m.data, 1, m.len, stdout);
+    putchar('\n');
+    fflush(stdout);
+    return 0;
+}
+
+/* cipc ws URL [MESSAGE...]: text messages out, replies printed a line each. */
+static int cmd_ws(int argc, char **argv)
+{
+    const char *url = NULL, *headers[MAX_HEADERS + 1];
+    int nh = 0, first_msg = argc;
+    long timeout = 10000;
+    cipc_ws_client_opts co = {0};
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-H") && i + 1 < argc && nh < MAX_HEADERS) {
+            headers[nh++] = argv[++i];
+        } else if (!strcmp(a, "--timeout") && i + 1 < argc) {
+            timeout = strtol(argv[++i], NULL, 10);
+        } else if (!strcmp(a, "--cacert") && i + 1 < argc) {
+            co.ca_file = argv[++i];
+        } else if (!strcmp(a, "--insecure")) {
+            co.insecure = 1;
+        } else if (!url) {
+            url = a;
+        } else {
+            first_msg = i; /* messages from here on (options before them) */
+            break;
+        }
+    }
+    if (!url) {
+        usage(stderr);
+        return 2;
+    }
+    headers[nh] = NULL;
+    co.headers = headers;
+    co.connect_timeout_ms = timeout;
+    cipc_wsc *c = NULL;
+    int rc = cipc_wsc_connect(url, &co, NULL, &c);
+    if (rc < 0) {
+        fprintf(stderr, "cipc: %s\n", c ? cipc_wsc_errmsg(c) : cipc_strerror(rc));
+        cipc_wsc_free(c);
+        return rc == CIPC_EURL ? 2 : 1;
+    }
+    int status = 0;
+    if (first_msg < argc) {
+        for (int i = first_msg; i < argc && status == 0; i++)
+            status = ws_exchange(c, argv[i], strlen(argv[i]), timeout);
+    } else {
+        char line[65536];
+        while (status == 0 && fgets(line, sizeof line, stdin)) {
+            size_t n = strcspn(line, "\r\n");
+            status = ws_exchange(c, line, n, timeout);
+        }
+    }
+    if (cipc_wsc_close(c, CIPC_WS_CLOSE_NORMAL, NULL) < 0 && status == 0)
+        status = 1;
+    cipc_wsc_free(c);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -61,6 +138,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (!strcmp(cmd, "ws"))
+        return cmd_ws(argc, argv);
     const char *method = NULL;
     int argi = 2;
     if (!strcmp(cmd, "get")) {

@@ -293,7 +293,7 @@ static long count_closed(void)
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n = 0;
@@ -336,7 +336,6 @@ static int parse_args(int argc, char **argv, struct args *a)
             usage();
             return -1;
         }
-        i++;
     }
     if (a->port == 0) {
         fprintf(stderr, "idle_conns: --port is required\n");

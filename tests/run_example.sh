@@ -87,6 +87,29 @@ if [ "$(basename "$example")" = ws_client ]; then
     exit 0
 fi
 
+# The seed's multiprocessing.Process example needs no peer: four children each print
+# "Worker <i> PID: <pid>" (any order); the set of names must be 0..3 and the pids distinct
+# and not the example's own.
+if [ "$(basename "$example")" = process ]; then
+    # sh prints its pid, then execs the example in the same process: that is the parent.
+    all=$(timeout 60 sh -c 'echo "PARENT $$"; exec "$0"' "$example")
+    parent=$(printf '%s\n' "$all" | sed -n 's/^PARENT //p')
+    out=$(printf '%s\n' "$all" | grep -v '^PARENT ')
+    if printf '%s\n' "$out" | grep -q " PID: $parent\$"; then
+        echo "run_example: a worker printed the parent's pid $parent" >&2
+        exit 1
+    fi
+    names=$(printf '%s\n' "$out" | sed -n 's/^Worker \([0-9]*\) PID: [0-9]*$/\1/p' | sort | tr '\n' ' ')
+    pids=$(printf '%s\n' "$out" | sed -n 's/^Worker [0-9]* PID: \([0-9]*\)$/\1/p' | sort -u | wc -l)
+    lines=$(printf '%s\n' "$out" | wc -l)
+    if [ "$names" != "0 1 2 3 " ] || [ "$pids" != 4 ] || [ "$lines" != 4 ]; then
+        echo "run_example: process printed unexpected output:" >&2
+        printf '%s\n' "$out" >&2
+        exit 1
+    fi
+    exit 0
+fi
+
 coproc PEER { exec /usr/bin/python3 "$src/tests/peers/http_server.py" --port 0; }
 peer_pid=$PEER_PID
 trap 'kill "$peer_pid" 2>/dev/null || true; wait "$peer_pid" 2>/dev/null || true' EXIT

@@ -120,7 +120,7 @@ static void foreign_clients_against_cipc(const char *prog, const char *script)
         /* No common subprotocol: the server answers without one (Node's ws then fails the
          * connection by its own rule, so only Python's client checks this). */
         const char *b[] = {prog, path, url, "--subprotocol", "other", NULL};
-        if (prog == (const char *)PEER_PYTHON)
+        if (strcmp(prog, PEER_PYTHON) == 0)
             run_expect(b, "SUBPROTOCOL none");
     }
     {

@@ -12,6 +12,7 @@
 #include "cipc/log.h"
 #include "cipc/loop.h"
 #include "cipc/process.h"
+#include "cipc/queue.h"
 #include "cipc/retry.h"
 #include "cipc/time.h"
 #include "cipc/url.h"

@@ -11,6 +11,7 @@
 #include "cipc/http_server.h"
 #include "cipc/log.h"
 #include "cipc/loop.h"
+#include "cipc/pool.h"
 #include "cipc/process.h"
 #include "cipc/queue.h"
 #include "cipc/retry.h"

@@ -110,6 +110,12 @@ if [ "$(basename "$example")" = process ]; then
     exit 0
 fi
 
+# The seed's Pool(4).map(square_number, [1, 2, 3, 4, 5]) needs no peer: exactly one line.
+if [ "$(basename "$example")" = pool_map ]; then
+    expect_line "[1, 4, 9, 16, 25]" timeout 60 "$example"
+    exit 0
+fi
+
 coproc PEER { exec /usr/bin/python3 "$src/tests/peers/http_server.py" --port 0; }
 peer_pid=$PEER_PID
 trap 'kill "$peer_pid" 2>/dev/null || true; wait "$peer_pid" 2>/dev/null || true' EXIT

@@ -126,6 +126,7 @@ struct cipc_queue {
     size_t map_len;
     uint32_t cap;
     uint32_t max_msg;
+    int spin; /* pauses before a futex sleep (cipc__queue_set_spin()) */
 };
 
 static inline uint32_t w_off(uint64_t w)
@@ -334,6 +335,7 @@ int cipc_queue_new(const cipc_queue_opts *opts, cipc_queue **out)
     }
     q->cap = (uint32_t)cap;
     q->max_msg = (uint32_t)max_msg;
+    q->spin = SPIN_TRIES;
     *out = q;
     return 0;
 }
@@ -374,6 +376,7 @@ int cipc_queue_open(const char *name, cipc_queue **out)
     }
     q->cap = (uint32_t)s->cap;
     q->max_msg = (uint32_t)s->max_msg;
+    q->spin = SPIN_TRIES;
     *out = q;
     return 0;
 }
@@ -401,7 +404,8 @@ int cipc_queue_unlink(const char *name)
  * (R1). Called by put_common() with put_lock held. Returns the number written (>= 1), or
  * CIPC_EAGAIN with *seen set to head's futex half (to sleep on) when the first does not
  * fit, or CIPC_ECLOSING. Sizes were checked by the caller. */
-static int put_locked(cipc_queue *q, const struct iovec *msgs, size_t n, uint32_t *seen)
+static int put_locked(cipc_queue *q, const struct iovec *msgs, size_t n, size_t gather,
+                      uint32_t *seen)
 {
     struct qshm *s = q->s;
     const uint32_t cap = q->cap;
@@ -414,7 +418,8 @@ static int put_locked(cipc_queue *q, const struct iovec *msgs, size_t n, uint32_
     bool fresh = false;
     size_t i = 0;
     for (; i < n; i++) {
-        uint32_t rs = (uint32_t)rec_size(msgs[i].iov_len);
+        size_t mlen = gather ? gather : msgs[i].iov_len;
+        uint32_t rs = (uint32_t)rec_size(mlen);
         uint32_t waste = off + rs > cap ? cap - off : 0;
         if (used + waste + rs > cap) {
             if (fresh)
@@ -439,10 +444,19 @@ static int put_locked(cipc_queue *q, const struct iovec *msgs, size_t n, uint32_
             off = 0;
         }
         struct rec *r = (struct rec *)(q->ring + off);
-        r->len = (uint32_t)msgs[i].iov_len;
+        r->len = (uint32_t)mlen;
         r->kind = REC_MSG;
-        if (msgs[i].iov_len)
-            memcpy(r + 1, msgs[i].iov_base, msgs[i].iov_len);
+        if (gather) { /* one message from the parts msgs[0..n) */
+            unsigned char *dst = (unsigned char *)(r + 1);
+            for (size_t k = 0; k < n; k++) {
+                if (msgs[k].iov_len)
+                    memcpy(dst, msgs[k].iov_base, msgs[k].iov_len);
+                dst += msgs[k].iov_len;
+            }
+            n = 1;
+        } else if (mlen) {
+            memcpy(r + 1, msgs[i].iov_base, mlen);
+        }
         off += rs;
         if (off == cap)
             off = 0;
@@ -464,9 +478,16 @@ static void wake_getters(struct qshm *s)
         futex_wake_all(w_futex(&s->tail));
 }
 
-static void wake_putters(struct qshm *s)
+/* Putters that sleep wait for the ring to be at most half full (hysteresis): waking them
+ * as soon as one record is free would make a producer that outruns its consumer sleep
+ * and be woken once per message, a futex syscall on both sides of every message. */
+static void wake_putters(cipc_queue *q)
 {
-    if (atomic_load(&s->put_waiters))
+    struct qshm *s = q->s;
+    if (!atomic_load(&s->put_waiters))
+        return;
+    uint64_t h = atomic_load(&s->head), t = atomic_load(&s->tail);
+    if ((h & CLOSED_BIT) || used_bytes(q->cap, t, h) <= q->cap / 2)
         futex_wake_all(w_futex(&s->head));
 }
 
@@ -476,30 +497,53 @@ static void wake_putters(struct qshm *s)
  * until half the ring is free rather than until any change: refilling a full ring one
  * record per get would bounce the lines between the two sides on every message. The
  * spin is bounded, so a putter still gets in once the room it needs is there. */
-static int wait_change(cipc_queue *q, _Atomic uint64_t *w, _Atomic uint32_t *waiters, uint32_t seen,
-                       int64_t deadline)
+/* A putter may go on: the queue is closed, or the ring is at most half full and has room
+ * for a record of `need` bytes (with the waste of a wrap, as put_locked() counts it). */
+static bool putter_may_go(const cipc_queue *q, uint64_t t, uint64_t h, size_t need)
+{
+    if (h & CLOSED_BIT)
+        return true;
+    uint32_t used = used_bytes(q->cap, t, h), off = w_off(t);
+    uint32_t waste = off + need > q->cap ? q->cap - off : 0;
+    return used <= q->cap / 2 && used + waste + need <= q->cap;
+}
+
+static int wait_change(cipc_queue *q, size_t need, int spin, _Atomic uint64_t *w,
+                       _Atomic uint32_t *waiters, uint32_t seen, int64_t deadline)
 {
     /* Look at the word at growing intervals: every look pulls the line from the other
      * side's cache and slows its next commit down. */
-    for (int spent = 0, gap = 8; spent < SPIN_TRIES;
+    for (int spent = 0, gap = 8; spent < spin;
          spent += gap, gap = gap < 512 ? gap * 2 : gap) {
         for (int k = 0; k < gap; k++)
             cpu_relax();
         uint64_t cur = atomic_load_explicit(w, memory_order_relaxed);
         if ((uint32_t)(cur >> 32) != seen) {
-            if (!q || (cur & CLOSED_BIT))
+            if (!q)
                 return 0;
-            uint64_t t = atomic_load_explicit(&q->s->tail, memory_order_relaxed);
-            if (used_bytes(q->cap, t, cur) <= q->cap / 2)
+            if (putter_may_go(q, atomic_load_explicit(&q->s->tail, memory_order_relaxed), cur,
+                              need))
                 return 0;
         }
     }
-    if (q && (uint32_t)(atomic_load(w) >> 32) != seen)
-        return 0;
     int rc = 0;
     atomic_fetch_add(waiters, 1);
-    if ((uint32_t)(atomic_load(w) >> 32) == seen)
-        rc = futex_wait_until(w_futex(w), seen, deadline);
+    if (!q) {
+        if ((uint32_t)(atomic_load(w) >> 32) == seen)
+            rc = futex_wait_until(w_futex(w), seen, deadline);
+    } else {
+        /* A putter: sleep until the ring is at most half full (see wake_putters()); the
+         * getter that gets it there wakes us. Re-check after counting ourselves in:
+         * either we see its head or it sees our count (both seq_cst). */
+        for (;;) {
+            uint64_t h = atomic_load(w), t = atomic_load(&q->s->tail);
+            if (putter_may_go(q, t, h, need))
+                break;
+            rc = futex_wait_until(w_futex(w), (uint32_t)(h >> 32), deadline);
+            if (rc < 0)
+                break;
+        }
+    }
     atomic_fetch_sub(waiters, 1);
     if (rc == 0 && deadline != INT64_MAX && cipc_now_ns() >= deadline)
         rc = CIPC_ETIMEOUT;
@@ -511,11 +555,14 @@ static int64_t deadline_ns(long timeout_ms)
     return cipc_deadline_in(timeout_ms).at_ns;
 }
 
-static int put_common(cipc_queue *q, const struct iovec *msgs, size_t n, long timeout_ms)
+/* Put msgs[0..n) as n messages, or with `gather` as one message of `gather` bytes made
+ * of the parts msgs[0..n) (checked by the caller). */
+static int put_common(cipc_queue *q, const struct iovec *msgs, size_t n, size_t gather,
+                      long timeout_ms)
 {
     if (!q || !msgs || n == 0)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !gather; i++) {
         if (msgs[i].iov_len > q->max_msg) {
             if (i == 0)
                 return CIPC_ETOOBIG;
@@ -539,7 +586,7 @@ static int put_common(cipc_queue *q, const struct iovec *msgs, size_t n, long ti
         if (rc < 0)
             return rc;
         uint32_t seen = 0;
-        rc = put_locked(q, msgs, n, &seen);
+        rc = put_locked(q, msgs, n, gather, &seen);
         pthread_mutex_unlock(&s->put_lock);
         if (rc > 0) {
             wake_getters(s);
@@ -551,7 +598,8 @@ static int put_common(cipc_queue *q, const struct iovec *msgs, size_t n, long ti
             return CIPC_EAGAIN;
         if (last)
             return CIPC_ETIMEOUT;
-        if (wait_change(q, &s->head, &s->put_waiters, seen, deadline) < 0)
+        if (wait_change(q, rec_size(gather ? gather : msgs[0].iov_len), q->spin, &s->head,
+                        &s->put_waiters, seen, deadline) < 0)
             last = true; /* one last attempt, then time out */
     }
 }
@@ -559,7 +607,7 @@ static int put_common(cipc_queue *q, const struct iovec *msgs, size_t n, long ti
 int cipc_queue_put(cipc_queue *q, const void *data, size_t len, long timeout_ms)
 {
     struct iovec v = {.iov_base = (void *)data, .iov_len = len};
-    int rc = put_common(q, &v, 1, timeout_ms);
+    int rc = put_common(q, &v, 1, 0, timeout_ms);
     return rc > 0 ? 0 : rc;
 }
 
@@ -570,17 +618,40 @@ int cipc_queue_try_put(cipc_queue *q, const void *data, size_t len)
 
 int cipc_queue_put_many(cipc_queue *q, const struct iovec *msgs, size_t n, long timeout_ms)
 {
-    return put_common(q, msgs, n, timeout_ms);
+    return put_common(q, msgs, n, 0, timeout_ms);
+}
+
+int cipc__queue_putv(cipc_queue *q, const struct iovec *parts, size_t n, long timeout_ms)
+{
+    if (!q || !parts || n == 0)
+        return -EINVAL;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!parts[i].iov_base && parts[i].iov_len)
+            return -EINVAL;
+        total += parts[i].iov_len;
+        if (total > q->max_msg)
+            return CIPC_ETOOBIG;
+    }
+    if (total == 0) { /* an empty message: no part has bytes to gather */
+        struct iovec v = {0};
+        int rc = put_common(q, &v, 1, 0, timeout_ms);
+        return rc > 0 ? 0 : rc;
+    }
+    int rc = put_common(q, parts, n, total, timeout_ms);
+    return rc > 0 ? 0 : rc;
 }
 
 /* --- get ------------------------------------------------------------------------- */
 
 struct getdst {
-    unsigned char *buf; /* NULL: allocate (get_alloc) */
+    unsigned char *buf; /* NULL: allocate (get_alloc) or visit */
     size_t cap;
     size_t *lens;
     size_t max_n;
     void **alloc_out;
+    cipc__queue_visit_fn visit; /* non-NULL: call it on each record in place */
+    void *visit_ctx;
 };
 
 /* Copy out up to d->max_n records, then release them with one head store (R2). Called
@@ -620,7 +691,10 @@ static int get_locked(cipc_queue *q, struct getdst *d, uint32_t *seen)
             return CIPC_EPROTO;
         }
         unsigned char *dst;
-        if (!d->buf) {
+        if (d->visit) {
+            d->visit(d->visit_ctx, q->ring + off + sizeof r, r.len);
+            dst = NULL;
+        } else if (!d->buf) {
             dst = malloc(r.len ? r.len : 1);
             if (!dst)
                 return -ENOMEM;
@@ -634,9 +708,10 @@ static int get_locked(cipc_queue *q, struct getdst *d, uint32_t *seen)
             }
             dst = d->buf + pos;
         }
-        if (r.len)
+        if (r.len && dst)
             memcpy(dst, q->ring + off + sizeof r, r.len);
-        d->lens[i++] = r.len;
+        d->lens[d->visit ? 0 : i] = r.len;
+        i++;
         pos += r.len;
         off += (uint32_t)rec_size(r.len);
         if (off == cap)
@@ -667,7 +742,7 @@ static int get_common(cipc_queue *q, struct getdst *d, long timeout_ms)
         rc = get_locked(q, d, &seen);
         pthread_mutex_unlock(&s->get_lock);
         if (rc > 0) {
-            wake_putters(s);
+            wake_putters(q);
             return rc;
         }
         if (rc != CIPC_EAGAIN)
@@ -676,7 +751,7 @@ static int get_common(cipc_queue *q, struct getdst *d, long timeout_ms)
             return CIPC_EAGAIN;
         if (last)
             return CIPC_ETIMEOUT;
-        if (wait_change(NULL, &s->tail, &s->get_waiters, seen, deadline) < 0)
+        if (wait_change(NULL, 0, q->spin, &s->tail, &s->get_waiters, seen, deadline) < 0)
             last = true; /* one last attempt, then time out */
     }
 }
@@ -722,6 +797,22 @@ int cipc_queue_get_many(cipc_queue *q, void *buf, size_t cap, size_t *lens, size
     unsigned char dummy;
     struct getdst d = {.buf = buf ? buf : &dummy, .cap = cap, .lens = lens, .max_n = max_n};
     return get_common(q, &d, timeout_ms);
+}
+
+int cipc__queue_get_visit(cipc_queue *q, cipc__queue_visit_fn fn, void *ctx, size_t max_n,
+                          long timeout_ms)
+{
+    if (!q || !fn || max_n == 0)
+        return -EINVAL;
+    size_t l = 0;
+    struct getdst d = {.lens = &l, .max_n = max_n, .visit = fn, .visit_ctx = ctx};
+    return get_common(q, &d, timeout_ms);
+}
+
+void cipc__queue_set_spin(cipc_queue *q, int pauses)
+{
+    if (q)
+        q->spin = pauses < 0 ? SPIN_TRIES : pauses;
 }
 
 /* --- the rest -------------------------------------------------------------------- */

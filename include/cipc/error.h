@@ -45,7 +45,8 @@ extern "C" {
     X(EBUSY, -1019, "resource busy or concurrency limit reached")                                  \
     X(EFILE, -1020, "could not read or write a local file")                                        \
     X(EABORTED, -1021, "aborted by a callback")                                                    \
-    X(EINTERNAL, -1022, "internal error in a dependency")
+    X(EINTERNAL, -1022, "internal error in a dependency")                                          \
+    X(EWORKER, -1023, "worker process died")
 
 enum cipc_err {
     CIPC_OK = 0,

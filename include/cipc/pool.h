@@ -19,28 +19,41 @@
  * queues (cipc/queue.h): one task queue per worker and one result queue, so the pool
  * always knows which tasks each worker holds.
  *
- * Start method. CIPC_POOL_FORK (the default, and the only one implemented so far): the
- * workers are forked from the process that creates the pool, at creation and whenever one
- * is replaced (from inside the pool call that noticed the loss). A forked worker is a copy
- * of the calling process with one thread. This is safe when the program has no other
- * threads, or when they hold no locks the task functions take (glibc's malloc and stdio
- * locks are reset by fork; locks of other libraries or your own are not). A program that
- * runs threads should create its pools before starting them; replacement workers are then
- * still forked from a multi-threaded process, so keep task functions free of such locks
- * (see the fork-safety notes in cipc/process.h). A forkserver method (workers forked by a
- * single-threaded helper made at pool creation) is not implemented yet.
+ * Start methods (opts.start_method):
+ * - CIPC_POOL_FORKSERVER, the default: creating the pool forks one helper process, the
+ *   forkserver, which from then on only forks workers, at creation and whenever one is
+ *   replaced. It has a single thread and holds no locks, so every worker starts from that
+ *   clean state, however many threads the program runs by then. Workers see memory as it
+ *   was when the pool was created (replacements too). Costs one idle process (its pages
+ *   are shared copy-on-write) and a socket round trip per worker start. If the forkserver
+ *   is killed, dead workers can no longer be replaced: once none is left, tasks fail with
+ *   the spawn error instead of hanging.
+ * - CIPC_POOL_FORK: workers are forked from the calling process itself, at creation and
+ *   whenever one is replaced (from inside the pool call that noticed the loss), so a
+ *   replacement sees memory as it is then. A forked child of a multi-threaded process
+ *   inherits every lock another thread held at that instant (glibc resets its malloc and
+ *   stdio locks; other libraries' and your own are not), which can deadlock it; use it
+ *   only in programs that run no other threads.
+ * Why forkserver by default: it is the method that stays correct when a program starts
+ * threads after making its pools (an HTTP client, a loop, a logger), at the price of a
+ * process. (Python 3.14 changed its default on Linux to forkserver for the same reason.)
+ * For complete safety create pools before starting any thread: the forkserver itself is
+ * forked from the caller, so it inherits locks held at that moment. (Python's forkserver
+ * execs a fresh interpreter; a C program cannot rebuild its own state, with the same
+ * function addresses, after exec.)
  *
- * Functions are passed by pointer and called in the workers. With fork a worker has the
- * same address-space layout as the parent, so a pointer to any function of the program or
- * of a library loaded before the pool was created is valid there; so is `ud`, which points
- * into the worker's copy of memory as it was when that worker was forked (changes the
- * parent makes afterwards are not seen by workers already running).
+ * Functions are passed by pointer and called in the workers. A worker has the same
+ * address-space layout as the process that made the pool, so a pointer to any function of
+ * the program or of a library loaded before the pool was created is valid there; so is
+ * `ud`, which points into the worker's copy of memory (a snapshot: as it was when the
+ * pool was made with the forkserver, when that worker was forked with fork; changes the
+ * parent makes afterwards are not seen).
  *
  * Failures are reported per item, never by losing it or hanging:
  * - a task function's negative return value is that item's error code (return 0 for
  *   success; positive values are reported as they are);
  * - a worker that dies (segfault, abort(), _exit()) while running a task: every item of
- *   the task (map chunk) it was running fails with CIPC_EABORTED, and the worker is
+ *   the task (map chunk) it was running fails with CIPC_EWORKER, and the worker is
  *   replaced; tasks it had queued but not started are given to another worker. Tasks are
  *   never retried;
  * - with opts.task_timeout_ms, a task running longer is killed with its worker (SIGKILL),
@@ -88,13 +101,32 @@ typedef void (*cipc_pool_init_fn)(void *arg);
  * cipc_future_result(); data/len: a view of the result, valid during the call). */
 typedef void (*cipc_pool_done_cb)(int rc, const void *data, size_t len, void *ud);
 
-enum cipc_pool_start { CIPC_POOL_FORK = 0 };
+enum cipc_pool_start {
+    CIPC_POOL_DEFAULT = 0,    /* CIPC_POOL_FORKSERVER */
+    CIPC_POOL_FORKSERVER = 1, /* workers forked by a single-threaded helper (see above) */
+    CIPC_POOL_FORK = 2        /* workers forked from the caller */
+};
+
+/* imap flag: return results as they complete rather than in input order. */
+#define CIPC_POOL_UNORDERED 1u
+
+/* One result of an imap iterator. */
+typedef struct cipc_pool_item {
+    size_t index;     /* the item's position in the inputs */
+    int rc;           /* its code: 0, or its error (as errs[] of cipc_pool_map()) */
+    const void *data; /* its result (out_size bytes, zeroed when it failed; for imap_bytes
+                         the result bytes, NULL when it failed); valid until the next
+                         cipc_pool_iter_next() or cipc_pool_iter_free() */
+    size_t len;
+} cipc_pool_item;
+
+typedef struct cipc_pool_iter cipc_pool_iter;
 
 /* Pool options; zero means the default. Only ever extended at the end. */
 typedef struct cipc_pool_opts {
     size_t size;                /* sizeof(cipc_pool_opts), or 0 for "this version" */
     int workers;                /* 0 -> the number of online CPUs */
-    int start_method;           /* CIPC_POOL_FORK (0) */
+    int start_method;           /* enum cipc_pool_start; 0 -> CIPC_POOL_FORKSERVER */
     cipc_pool_init_fn initializer; /* NULL: none */
     void *initarg;              /* passed to initializer (the worker's copy) */
     int max_tasks_per_child;    /* > 0: a worker exits after this many tasks (a map chunk
@@ -113,6 +145,9 @@ CIPC_API int cipc_pool_new(const cipc_pool_opts *opts, cipc_pool **out);
 
 /* The number of workers. */
 CIPC_API int cipc_pool_workers(const cipc_pool *p);
+
+/* The start method in use (CIPC_POOL_FORKSERVER or CIPC_POOL_FORK), -EINVAL for NULL. */
+CIPC_API int cipc_pool_start_method(const cipc_pool *p);
 
 /* Python's automatic chunk size for n items: chunksize, extra = divmod(n, workers * 4),
  * plus one if extra; at least 1 (also for n == 0). */
@@ -138,6 +173,36 @@ CIPC_API int cipc_pool_map_bytes(cipc_pool *p, cipc_pool_bytes_fn fn, void *ud,
                                  const struct iovec *in, size_t n, size_t chunksize,
                                  struct iovec *out, int *errs);
 
+/* Start mapping fn over n fixed-size items and return an iterator over the results
+ * (Pool.imap, or Pool.imap_unordered with CIPC_POOL_UNORDERED in flags): results can be
+ * read as soon as their items complete, while later items still run. `chunksize` 0 -> 1,
+ * as in Python's imap. Tasks are cut from the inputs as workers need them, so `inputs`
+ * is borrowed until the iterator has returned every item or is freed. Results are kept
+ * by the iterator until read (n * out_size bytes at most). Returns 0 and sets *out
+ * (returns owned: cipc_pool_iter_free()), or the errors of cipc_pool_map(). */
+CIPC_API int cipc_pool_imap(cipc_pool *p, cipc_pool_fn fn, void *ud, const void *inputs,
+                            size_t n, size_t in_size, size_t out_size, size_t chunksize,
+                            unsigned flags, cipc_pool_iter **out);
+
+/* cipc_pool_imap() over variable-size items, with the results of cipc_pool_map_bytes()
+ * (each one's bytes owned by the iterator: copy what you keep). */
+CIPC_API int cipc_pool_imap_bytes(cipc_pool *p, cipc_pool_bytes_fn fn, void *ud,
+                                  const struct iovec *in, size_t n, size_t chunksize,
+                                  unsigned flags, cipc_pool_iter **out);
+
+/* Wait up to timeout_ms (< 0 forever, 0 just check) for the next result: the next item in
+ * input order, or with CIPC_POOL_UNORDERED the next to complete. Makes the pool progress
+ * meanwhile (other maps, futures and callbacks too). Returns 1 and fills *item, 0 once
+ * every item has been returned, CIPC_ETIMEOUT, or -EINVAL. A failed item is a result
+ * like any other: see item->rc. */
+CIPC_API int cipc_pool_iter_next(cipc_pool_iter *it, long timeout_ms, cipc_pool_item *item);
+
+/* Free an iterator, also before its end: items not handed to a worker yet are dropped
+ * (the inputs are no longer read once this returns), those running finish in their
+ * workers and their results are discarded. NULL does nothing. Must be called before
+ * cipc_pool_free() of its pool. */
+CIPC_API void cipc_pool_iter_free(cipc_pool_iter *it);
+
 /* Submit one task, fn(in[0..len)) (Pool.apply_async); copies `in`. `cb` (may be NULL) is
  * called once when it completes, from inside a later pool call on the calling thread.
  * With `out` non-NULL, *out is a future (returns owned: cipc_future_free()); with `out`
@@ -155,7 +220,7 @@ CIPC_API int cipc_future_wait(cipc_future *f, long timeout_ms);
 /* 1 if the task has completed, else 0 (does not make progress). */
 CIPC_API int cipc_future_done(const cipc_future *f);
 
-/* The task's code once complete: its function's return value, or CIPC_EABORTED (the
+/* The task's code once complete: its function's return value, or CIPC_EWORKER (the
  * worker died), CIPC_ETIMEOUT (task timeout), CIPC_ETOOBIG, CIPC_ECANCELED (terminate);
  * CIPC_EAGAIN while not complete. Sets *data (a view valid until cipc_future_free()) and
  * *len to the result bytes when not NULL (NULL / 0 when there are none). */

@@ -16,6 +16,7 @@
 #include "cipc/queue.h"
 #include "cipc/retry.h"
 #include "cipc/time.h"
+#include "cipc/tpool.h"
 #include "cipc/url.h"
 #include "cipc/ws.h"
 

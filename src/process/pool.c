@@ -32,7 +32,7 @@
 #include "process/queue_internal.h"
 
 enum { K_MAP = 1, K_BYTES = 2 };
-#define MAX_INFLIGHT   64  /* tasks queued to one worker; stolen back at the tail */
+#define MAX_INFLIGHT   256  /* tasks queued to one worker; stolen back at the tail */
 #define CHECK_EVERY_MS 10
 #define SPAWN_WAIT_MS  10000 /* for the forkserver's answer */
 #define LATENCY_SPIN   4000  /* pauses the parent spins for a result when few are due */
@@ -104,7 +104,9 @@ struct task {
 struct worker {
     pid_t pid;  /* 0: none */
     int pidfd;  /* forkserver workers (not our children): exit and kill go through it */
-    cipc_queue *q;
+    cipc_queue *q;  /* its tasks: the parent puts, the worker gets */
+    cipc_queue *rq; /* its results: the worker puts, the parent gets (no put contention
+                       between workers: a contended robust mutex costs futex syscalls) */
     struct task *inflight[MAX_INFLIGHT];
     int n_inflight;
     int sent;
@@ -125,13 +127,13 @@ struct cipc_pool {
     struct bell *bell;
     int nworkers, max_tasks, max_inflight, closed, terminated, stopping, joined, method;
     long task_timeout_ms;
-    size_t max_msg, results_cap, max_result; /* max_result: largest result seen */
+    size_t max_msg, results_cap, max_result; /* results_cap: one worker's result ring;
+                                                max_result: largest result seen */
     cipc_pool_init_fn init;
     void *initarg;
     pid_t self; /* in a worker, its pid */
     int srv_sock; /* forkserver: our end of its socket, -1 otherwise */
     pid_t srv_pid;
-    cipc_queue *results;
     struct worker *w;
     struct task *pend_head, *pend_tail;
     size_t n_pending, n_inflight;
@@ -190,9 +192,11 @@ static int send_result(cipc_pool *p, int widx, const struct thdr *h, char *out, 
     struct rhdr r = {.id = h->id, .first = first, .count = count, .widx = (uint32_t)widx,
                      .pid = (int64_t)p->self};
     memcpy(out, &r, sizeof r);
-    int rc = cipc_queue_put(p->results, out, len, -1);
+    int rc = cipc_queue_put(p->w[widx].rq, out, len, -1);
     uint32_t seq = atomic_fetch_add(&p->bell->seq, 1) + 1;
-    if (atomic_load(&p->bell->waiting) && (int32_t)(seq - atomic_load(&p->bell->want)) >= 0)
+    /* One wake per sleep: whoever clears `waiting` rings; the others see it clear. */
+    if (atomic_load(&p->bell->waiting) && (int32_t)(seq - atomic_load(&p->bell->want)) >= 0 &&
+        atomic_exchange(&p->bell->waiting, 0))
         syscall(SYS_futex, &p->bell->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
     return rc;
 }
@@ -724,9 +728,13 @@ static void after_results(cipc_pool *p)
 
 static int drain_results(cipc_pool *p)
 {
-    int n, total = 0;
-    while ((n = cipc__queue_get_visit(p->results, on_result, p, 64, 0)) > 0)
-        total += n;
+    int total = 0;
+    for (int i = 0; i < p->nworkers; i++) {
+        cipc_queue *rq = p->w[i].rq;
+        int n;
+        while (cipc_queue_count(rq) > 0 && (n = cipc__queue_get_visit(rq, on_result, p, 64, 0)) > 0)
+            total += n;
+    }
     return total;
 }
 
@@ -742,25 +750,34 @@ static int get_results(cipc_pool *p, long wait_ms)
     uint32_t seen = atomic_load(&p->bell->seq);
     if (p->n_inflight <= (size_t)p->nworkers) {
         for (int spent = 0, gap = 8; spent < LATENCY_SPIN;
-             spent += gap, gap = gap < 256 ? gap * 2 : gap) {
+             spent += gap, gap = gap < 32 ? gap * 2 : gap) {
             for (int k = 0; k < gap; k++)
                 cpu_relax();
             if (atomic_load_explicit(&p->bell->seq, memory_order_relaxed) != seen)
                 return drain_results(p);
         }
     }
-    size_t batch = p->n_inflight / 4, room = p->results_cap / (2 * (p->max_result + 16));
+    size_t batch = p->n_inflight / 2, room = p->results_cap / (2 * (p->max_result + 16));
     if (batch > room)
         batch = room;
-    if (batch > (size_t)p->nworkers * 8)
-        batch = (size_t)p->nworkers * 8;
     seen = atomic_load(&p->bell->seq);
-    atomic_store(&p->bell->want, seen + (uint32_t)(batch ? batch : 1));
+    uint32_t want = seen + (uint32_t)(batch ? batch : 1);
+    atomic_store(&p->bell->want, want);
     atomic_store(&p->bell->waiting, 1);
     n = drain_results(p);
     if (n == 0) {
+        /* Sleep until `want` results are in (the worker that puts the last one rings) or
+         * wait_ms passes. A futex wait returns early when seq moves before it sleeps:
+         * then sleep again on the new value rather than take one result at a time. */
         struct timespec ts = {wait_ms / 1000, (wait_ms % 1000) * 1000000L};
-        syscall(SYS_futex, &p->bell->seq, FUTEX_WAIT, seen, &ts, NULL, 0);
+        for (;;) {
+            uint32_t cur = atomic_load(&p->bell->seq);
+            if ((int32_t)(cur - want) >= 0 || !atomic_load(&p->bell->waiting))
+                break;
+            if (syscall(SYS_futex, &p->bell->seq, FUTEX_WAIT, cur, &ts, NULL, 0) < 0 &&
+                errno == ETIMEDOUT)
+                break;
+        }
         n = drain_results(p);
     }
     atomic_store(&p->bell->waiting, 0);
@@ -969,7 +986,7 @@ static void pump(cipc_pool *p, long wait_ms)
     long w = wait_ms < 0 || wait_ms > CHECK_EVERY_MS ? CHECK_EVERY_MS : wait_ms;
     if (p->n_inflight > 0 && get_results(p, w) > 0)
         after_results(p);
-    if (now_ms() - p->last_check_ms >= CHECK_EVERY_MS || p->n_inflight == 0)
+    if (now_ms() - p->last_check_ms >= CHECK_EVERY_MS || (p->n_inflight == 0 && p->n_pending))
         check_workers(p);
     dispatch(p);
     steal(p);
@@ -992,9 +1009,9 @@ static void pool_destroy(cipc_pool *p)
         if (w->pidfd >= 0)
             close(w->pidfd);
         cipc_queue_close(w->q);
+        cipc_queue_close(w->rq);
     }
     forkserver_stop(p);
-    cipc_queue_close(p->results);
     if (p->bell)
         munmap(p->bell, sizeof *p->bell);
     free(p->w);
@@ -1042,18 +1059,13 @@ int cipc_pool_new(const cipc_pool_opts *opts, cipc_pool **out)
         p->bell = NULL;
         goto fail;
     }
-    size_t cap = 4 * (p->max_msg + 8) * (size_t)(o.workers < 4 ? 4 : 2);
-    if (cap > CIPC_QUEUE_MAX_CAPACITY)
-        cap = CIPC_QUEUE_MAX_CAPACITY;
-    p->results_cap = cap;
     p->max_result = 4096;
-    rc = cipc_queue_new(&(cipc_queue_opts){.max_msg = p->max_msg, .capacity = cap}, &p->results);
-    if (rc < 0)
-        goto fail;
     /* Every queue exists before the first fork, so a forkserver has them all mapped. */
     cipc_queue_opts qo = {.max_msg = p->max_msg, .capacity = 4 * (round8(p->max_msg) + 8)};
+    p->results_cap = qo.capacity;
     for (int i = 0; i < o.workers; i++)
-        if ((rc = cipc_queue_new(&qo, &p->w[i].q)) < 0)
+        if ((rc = cipc_queue_new(&qo, &p->w[i].q)) < 0 ||
+            (rc = cipc_queue_new(&qo, &p->w[i].rq)) < 0)
             goto fail;
     if (p->method == CIPC_POOL_FORKSERVER && (rc = forkserver_start(p)) < 0)
         goto fail;

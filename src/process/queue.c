@@ -84,9 +84,10 @@
 #define CLOSED_BIT (1ull << 63)
 #define CNT_MASK   0x7fffffffu
 
-/* Spin for this many pauses (tens of microseconds) before sleeping on a futex: enough
+/* Spin for this many pauses (about 19 ns each on the AMD EPYC of these machines, so
+ * about 0.1 ms) before sleeping on a futex: enough
  * for a peer on another CPU to commit without a sleep/wake pair of syscalls. */
-#define SPIN_TRIES 20000
+#define SPIN_TRIES 5000
 
 struct rec {
     uint32_t len;
@@ -514,7 +515,7 @@ static int wait_change(cipc_queue *q, size_t need, int spin, _Atomic uint64_t *w
     /* Look at the word at growing intervals: every look pulls the line from the other
      * side's cache and slows its next commit down. */
     for (int spent = 0, gap = 8; spent < spin;
-         spent += gap, gap = gap < 512 ? gap * 2 : gap) {
+         spent += gap, gap = gap < 32 ? gap * 2 : gap) {
         for (int k = 0; k < gap; k++)
             cpu_relax();
         uint64_t cur = atomic_load_explicit(w, memory_order_relaxed);

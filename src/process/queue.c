@@ -57,6 +57,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,7 @@
 #endif
 
 #define QMAGIC   0x31515043504943ull /* "CIPCPQ1" */
-#define QVERSION 1u
+#define QVERSION 2u /* 2: each lock on its side's line */
 #define HDR_SIZE 4096u
 #define LINE     64
 
@@ -100,16 +101,18 @@ struct qshm {
     uint32_t hdr_size;
     uint64_t cap;
     uint64_t max_msg;
-    pthread_mutex_t put_lock;
-    pthread_mutex_t get_lock;
     _Atomic uint32_t recoveries; /* EOWNERDEAD takeovers, for tests */
 
-    /* Putters' line: tail and their cache of head. */
-    _Alignas(LINE) _Atomic uint64_t tail;
+    /* Putters' line: their lock, tail and their cache of head. Each side's lock shares a
+     * line with what it protects and with nothing of the other side's (a lock word that
+     * shares a line with the other side's lock moves between CPUs on every message). */
+    _Alignas(LINE) pthread_mutex_t put_lock;
+    _Atomic uint64_t tail;
     _Atomic uint64_t head_cache; /* under put_lock */
 
-    /* Getters' line: head and their cache of tail. */
-    _Alignas(LINE) _Atomic uint64_t head;
+    /* Getters' line: their lock, head and their cache of tail. */
+    _Alignas(LINE) pthread_mutex_t get_lock;
+    _Atomic uint64_t head;
     _Atomic uint64_t tail_cache; /* under get_lock */
 
     /* Read on every commit, written only around sleeps: lines of their own, so that
@@ -120,6 +123,8 @@ struct qshm {
 };
 
 _Static_assert(sizeof(struct qshm) <= HDR_SIZE, "header page");
+_Static_assert(offsetof(struct qshm, head_cache) + 8 <= offsetof(struct qshm, get_lock),
+               "the putters' line");
 
 struct cipc_queue {
     struct qshm *s;
@@ -515,7 +520,7 @@ static int wait_change(cipc_queue *q, size_t need, int spin, _Atomic uint64_t *w
     /* Look at the word at growing intervals: every look pulls the line from the other
      * side's cache and slows its next commit down. */
     for (int spent = 0, gap = 8; spent < spin;
-         spent += gap, gap = gap < 32 ? gap * 2 : gap) {
+         spent += gap, gap = gap < 128 ? gap * 2 : gap) {
         for (int k = 0; k < gap; k++)
             cpu_relax();
         uint64_t cur = atomic_load_explicit(w, memory_order_relaxed);

@@ -139,8 +139,11 @@ typedef struct cipc_pool_opts {
 } cipc_pool_opts;
 
 /* Create a pool and start its workers. `opts` may be NULL (borrowed). Returns 0 and sets
- * *out (returns owned: cipc_pool_free()), or -EINVAL (bad option), -ENOMEM, -EAGAIN
- * (fork), or a queue error; *out untouched on error and no worker left behind. */
+ * *out (returns owned: cipc_pool_free()), or -EINVAL (bad option), -ENOSYS
+ * (CIPC_POOL_FORKSERVER asked for where pidfd_open() is missing: Linux before 5.3, or
+ * valgrind; the default then falls back to CIPC_POOL_FORK, see
+ * cipc_pool_start_method()), -ENOMEM, -EAGAIN (fork), or a queue error; *out untouched
+ * on error and no worker left behind. */
 CIPC_API int cipc_pool_new(const cipc_pool_opts *opts, cipc_pool **out);
 
 /* The number of workers. */

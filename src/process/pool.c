@@ -1023,8 +1023,16 @@ int cipc_pool_new(const cipc_pool_opts *opts, cipc_pool **out)
     cipc_pool_opts o = {0};
     if (opts)
         memcpy(&o, opts, opts->size && opts->size < sizeof o ? opts->size : sizeof o);
-    if (o.start_method == CIPC_POOL_DEFAULT)
-        o.start_method = CIPC_POOL_FORKSERVER;
+    if (o.start_method == CIPC_POOL_DEFAULT || o.start_method == CIPC_POOL_FORKSERVER) {
+        /* The forkserver hands out pidfds (Linux 5.3): without them the default falls back
+         * to fork, and an explicit request fails. */
+        int fd = pidfd_open_(getpid());
+        if (fd >= 0)
+            close(fd);
+        else if (o.start_method == CIPC_POOL_FORKSERVER)
+            return -ENOSYS;
+        o.start_method = fd >= 0 ? CIPC_POOL_FORKSERVER : CIPC_POOL_FORK;
+    }
     if (!out || o.workers < 0 || o.workers > 4096 ||
         (o.start_method != CIPC_POOL_FORK && o.start_method != CIPC_POOL_FORKSERVER) ||
         o.max_tasks_per_child < 0 || o.task_timeout_ms < 0 || (o.max_msg && o.max_msg < 4096) ||

@@ -5,6 +5,7 @@
 #ifndef CIPC_H
 #define CIPC_H
 
+#include "cipc/broker.h"
 #include "cipc/buf.h"
 #include "cipc/error.h"
 #include "cipc/http_client.h"

@@ -116,6 +116,28 @@ if [ "$(basename "$example")" = pool_map ]; then
     exit 0
 fi
 
+# The broker example is a server: it starts on a free port, redis-cli talks to it (a push
+# and a blocking pop, a publish), and SIGTERM stops it with exit status 0.
+if [ "$(basename "$example")" = broker ]; then
+    coproc BRK { exec "$example" --port 0; }
+    brk_pid=$BRK_PID
+    trap 'kill "$brk_pid" 2>/dev/null || true; wait "$brk_pid" 2>/dev/null || true' EXIT
+    port=$(read_port "${BRK[0]}")
+    expect_line "PONG" timeout 10 redis-cli -p "$port" ping
+    expect_line "2" timeout 10 redis-cli -p "$port" rpush jobs job1 job2
+    expect_line "$(printf 'jobs\njob1')" timeout 10 redis-cli -p "$port" blpop jobs 5
+    expect_line "0" timeout 10 redis-cli -p "$port" publish channel "Hello, subscribers!"
+    kill -TERM "$brk_pid"
+    for _ in $(seq 100); do kill -0 "$brk_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$brk_pid" 2>/dev/null; then
+        echo "run_example: broker did not exit within 10 s of SIGTERM" >&2
+        exit 1
+    fi
+    wait "$brk_pid"
+    trap - EXIT
+    exit 0
+fi
+
 # The thread-pool example needs no peer: the four results in submission order, then the
 # summary line, whose time shows the four 200 ms waits overlapped (one after the other
 # they would take 0.8 s; the bound is loose because a loaded machine adds latency).

@@ -7,6 +7,7 @@
 
 #include "cipc/broker.h"
 #include "cipc/buf.h"
+#include "cipc/bus.h"
 #include "cipc/error.h"
 #include "cipc/http_client.h"
 #include "cipc/http_server.h"

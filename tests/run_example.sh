@@ -116,6 +116,29 @@ if [ "$(basename "$example")" = pool_map ]; then
     exit 0
 fi
 
+# The pub/sub and work-queue examples run against the broker example (started here on a
+# free port): the seed's subscriber prints one line; the work queue survives a consumer
+# killed while it holds a job.
+case "$(basename "$example")" in
+pubsub | work_queue)
+    coproc BRK { exec "$bin/broker" --port 0; }
+    brk_pid=$BRK_PID
+    trap 'kill "$brk_pid" 2>/dev/null || true; wait "$brk_pid" 2>/dev/null || true' EXIT
+    port=$(read_port "${BRK[0]}")
+    if [ "$(basename "$example")" = pubsub ]; then
+        expect_line "Received: Hello, subscribers!" timeout 60 "$example" "redis://127.0.0.1:$port"
+    else
+        out=$(timeout 60 "$example" "redis://127.0.0.1:$port")
+        if ! printf '%s\n' "$out" | grep -q '^all 20 jobs processed at least once'; then
+            echo "run_example: work_queue printed unexpected output:" >&2
+            printf '%s\n' "$out" >&2
+            exit 1
+        fi
+    fi
+    exit 0
+    ;;
+esac
+
 # The broker example is a server: it starts on a free port, redis-cli talks to it (a push
 # and a blocking pop, a publish), and SIGTERM stops it with exit status 0.
 if [ "$(basename "$example")" = broker ]; then

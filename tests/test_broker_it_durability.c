@@ -299,8 +299,13 @@ static void info_field(int port, const char *field, char *out, size_t cap)
     while (got < n && read_line(r, line, sizeof line)) {
         got += (long)strlen(line) + 2;
         size_t fl = strlen(field);
-        if (!strncmp(line, field, fl) && line[fl] == ':')
-            snprintf(out, cap, "%s", line + fl + 1);
+        if (!strncmp(line, field, fl) && line[fl] == ':') {
+            size_t vl = strlen(line + fl + 1);
+            if (vl >= cap)
+                vl = cap - 1;
+            memcpy(out, line + fl + 1, vl);
+            out[vl] = 0;
+        }
     }
     close(r->fd);
     free(r);

@@ -153,6 +153,12 @@ static const struct exchange table[] = {
     {"CLIENT GETNAME\r\n", "$8\r\nworker-1\r\n"},
     {"CLIENT SETNAME \"a b\"\r\n",
      "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"},
+    {"CLIENT NOSUCH\r\n", "-ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.\r\n"},
+    {"CLIENT SETNAME\r\n", "-ERR wrong number of arguments for 'client|setname' command\r\n"},
+    {"CLIENT ID x\r\n", "-ERR wrong number of arguments for 'client|id' command\r\n"},
+    {"PUBSUB NUMPAT x\r\n", "-ERR wrong number of arguments for 'pubsub|numpat' command\r\n"},
+    {"PUBSUB NOSUCH\r\n", "-ERR unknown subcommand 'NOSUCH'. Try PUBSUB HELP.\r\n"},
+    {"COMMAND NOSUCH\r\n", "-ERR unknown subcommand 'NOSUCH'. Try COMMAND HELP.\r\n"},
     {"AUTH x\r\n", "-ERR AUTH <password> called without any password configured for the "
                    "default user. Are you sure your configuration is correct?\r\n"},
     {"HELLO 4\r\n", "-NOPROTO unsupported protocol version\r\n"},

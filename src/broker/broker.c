@@ -333,6 +333,7 @@ static void accept_client(cipc_broker *b, uv_stream_t *server, int unix_sock)
     b->total_conns++;
     if (unix_sock) {
         snprintf(c->addr, sizeof c->addr, "%s:0", b->unix_path);
+        snprintf(c->laddr, sizeof c->laddr, "%s", b->unix_path);
     } else {
         struct sockaddr_storage ss;
         int len = sizeof ss;
@@ -351,6 +352,19 @@ static void accept_client(cipc_broker *b, uv_stream_t *server, int unix_sock)
             }
         }
         snprintf(c->addr, sizeof c->addr, "%s:%d", ip, port);
+        len = sizeof ss;
+        if (uv_tcp_getsockname(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            if (ss.ss_family == AF_INET) {
+                struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+                uv_ip4_name(a, ip, sizeof ip);
+                port = ntohs(a->sin_port);
+            } else if (ss.ss_family == AF_INET6) {
+                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+                uv_ip6_name(a, ip, sizeof ip);
+                port = ntohs(a->sin6_port);
+            }
+            snprintf(c->laddr, sizeof c->laddr, "%s:%d", ip, port);
+        }
     }
     if (b->nclients > b->o.max_clients) {
         b->rejected_conns++;

@@ -99,6 +99,30 @@ static void reply_ok(cmdctx *x)
     cipc__resp_simple(x->out, "OK");
 }
 
+static void lower_name(const char *s, size_t len, char *out, size_t cap);
+
+/* Redis 7's replies for a container command (CLIENT, PUBSUB, COMMAND): a known
+ * subcommand with the wrong arity, or an unknown one. */
+static void subcommand_error(cmdctx *x, const char *container, const char *const *known)
+{
+    char sub[32];
+    lower_name(x->argv[1], x->argl[1], sub, sizeof sub);
+    for (size_t i = 0; known[i]; i++) {
+        if (x->argl[1] < sizeof sub && !strcmp(sub, known[i])) {
+            cipc__resp_errorf(x->out, "ERR wrong number of arguments for '%s|%s' command",
+                              container, known[i]);
+            return;
+        }
+    }
+    char upper[16];
+    size_t n = strlen(container) < sizeof upper - 1 ? strlen(container) : sizeof upper - 1;
+    for (size_t i = 0; i < n; i++)
+        upper[i] = (char)(container[i] - 32);
+    upper[n] = 0;
+    cipc__resp_errorf(x->out, "ERR unknown subcommand '%.*s'. Try %s HELP.",
+                      (int)(x->argl[1] > 128 ? 128 : x->argl[1]), x->argv[1], upper);
+}
+
 static void syntax_error(cmdctx *x)
 {
     cipc__resp_error(x->out, "ERR syntax error");
@@ -315,13 +339,14 @@ static void cmd_select(cmdctx *x)
 
 static void client_list_line(cipc_buf *o, const bclient *c, int64_t now)
 {
+    uv_os_fd_t fd = -1;
+    uv_fileno(&c->h.handle, &fd);
     cipc_buf_printf(o,
-                    "id=%llu addr=%s laddr=%s fd=-1 name=%s age=%lld idle=%lld flags=%s db=0 "
+                    "id=%llu addr=%s laddr=%s fd=%d name=%s age=%lld idle=%lld flags=%s db=0 "
                     "sub=%zu psub=%zu ssub=0 multi=-1 qbuf=%zu qbuf-free=0 argv-mem=0 "
                     "multi-mem=0 rbs=0 rbp=0 obl=%zu oll=0 omem=%zu tot-mem=%zu events=r "
                     "cmd=%s user=default redir=-1 resp=2\n",
-                    (unsigned long long)c->id, c->addr, c->unix_sock ? c->addr : "-",
-                    c->name ? c->name : "", (long long)((now - c->created_ms) / 1000),
+                    (unsigned long long)c->id, c->addr, c->laddr, (int)fd, c->name ? c->name : "", (long long)((now - c->created_ms) / 1000),
                     (long long)((now - c->last_ms) / 1000),
                     c->blk ? "b" : (subscribed(c) ? "P" : "N"), c->channels.n, c->patterns.n,
                     c->inq.len, c->out.len, c->out.cap + c->wbuf.cap,
@@ -367,9 +392,9 @@ static void cmd_client(cmdctx *x)
     } else if (arg_is(x, 1, "SETINFO") && x->argc == 4) {
         reply_ok(x);
     } else {
-        cipc__resp_errorf(x->out, "ERR unknown subcommand or wrong number of arguments for "
-                                  "'%.*s'. Try CLIENT HELP.",
-                          (int)(x->argl[1] > 128 ? 128 : x->argl[1]), x->argv[1]);
+        static const char *const known[] = {"setname", "getname", "id",    "list",
+                                            "info",    "setinfo", NULL};
+        subcommand_error(x, "client", known);
     }
 }
 
@@ -532,9 +557,8 @@ static void cmd_command(cmdctx *x)
                 cipc__resp_null_array(x->out);
         }
     } else {
-        cipc__resp_errorf(x->out, "ERR unknown subcommand or wrong number of arguments for "
-                                  "'%.*s'. Try COMMAND HELP.",
-                          (int)(x->argl[1] > 128 ? 128 : x->argl[1]), x->argv[1]);
+        static const char *const known[] = {"count", "docs", "info", NULL};
+        subcommand_error(x, "command", known);
     }
 }
 
@@ -1253,9 +1277,8 @@ static void cmd_pubsub(cmdctx *x)
             n += ((dict *)e->val)->n;
         cipc__resp_int(x->out, (int64_t)n);
     } else {
-        cipc__resp_errorf(x->out, "ERR unknown subcommand or wrong number of arguments for "
-                                  "'%.*s'. Try PUBSUB HELP.",
-                          (int)(x->argl[1] > 128 ? 128 : x->argl[1]), x->argv[1]);
+        static const char *const known[] = {"channels", "numsub", "numpat", NULL};
+        subcommand_error(x, "pubsub", known);
     }
 }
 
@@ -1338,7 +1361,14 @@ int cipc__cmd_exec(cipc_broker *b, bclient *c, size_t argc, const char **argv,
         unknown_command(&x);
         return 0;
     }
-    snprintf(c->last_cmd, sizeof c->last_cmd, "%s", d->name);
+    if (argc > 1 && (!strcmp(d->name, "client") || !strcmp(d->name, "pubsub") ||
+                     !strcmp(d->name, "command"))) {
+        char sub[16];
+        lower_name(argv[1], argl[1], sub, sizeof sub);
+        snprintf(c->last_cmd, sizeof c->last_cmd, "%s|%s", d->name, sub);
+    } else {
+        snprintf(c->last_cmd, sizeof c->last_cmd, "%s", d->name);
+    }
     if ((d->arity > 0 && argc != (size_t)d->arity) || (d->arity < 0 && argc < (size_t)-d->arity)) {
         cipc__resp_errorf(&c->out, "ERR wrong number of arguments for '%s' command", d->name);
         return 0;

@@ -97,7 +97,8 @@ struct bclient {
     int pending;                    /* in the pending list */
     uint64_t id;
     char *name;
-    char addr[64];
+    char addr[64];                  /* peer "ip:port" (the socket path for Unix sockets) */
+    char laddr[64];                 /* local "ip:port" */
     int unix_sock;
     int authed;
     int closing;                    /* close once the output is written */

@@ -149,7 +149,7 @@ static inline size_t rc_read_n(int fd, char *buf, size_t n, int timeout_ms)
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         if (poll(&pf, 1, (int)left) <= 0)
             break;
-        ssize_t r = recv(fd, buf + got, n - got, 0);
+        ssize_t r = read(fd, buf + got, n - got); /* sockets and pipes */
         if (r <= 0)
             break;
         got += (size_t)r;

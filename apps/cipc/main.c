@@ -5,7 +5,14 @@
  *   cipc request METHOD URL [BODY|-]  any method; BODY is sent as JSON if it parses
  *   cipc ws URL [MESSAGE...]          WebSocket: send each message (or each line of stdin)
  *                                     as text and print each reply on a line
+ *   cipc pub CHANNEL MESSAGE          publish to a channel (cipc broker, hub or Redis)
+ *   cipc sub CHANNEL|PATTERN...       print messages as they come
+ *   cipc push QUEUE MESSAGE           push a work item
+ *   cipc pop QUEUE [--wait S]         take the oldest work item
  *   cipc version
+ *
+ * pub/sub/push/pop are in bus.c (`cipc pub --help`): --url (default $CIPC_URL, else
+ * redis://127.0.0.1:7379).
  *
  * Options: -H 'Name: value' (repeatable), --timeout MS, --retries N, -i (print the
  * status line and headers), --insecure (do not verify TLS certificates), --cacert FILE.
@@ -18,12 +25,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+int cipc_cli_bus(int argc, char **argv); /* bus.c */
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cipc get URL [options]\n"
                "       cipc post URL [JSON|-] [options]\n"
                "       cipc request METHOD URL [BODY|-] [options]\n"
                "       cipc ws URL [MESSAGE...] [-H ...] [--timeout MS] [--cacert FILE]\n"
+               "       cipc pub CHANNEL MESSAGE | sub NAME... | push QUEUE MESSAGE | pop QUEUE\n"
+               "            [--url URL]   (see cipc pub --help)\n"
                "       cipc version\n"
                "options:\n"
                "  -H 'Name: value'  add a request header (repeatable)\n"
@@ -140,6 +151,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "ws"))
         return cmd_ws(argc, argv);
+    if (!strcmp(cmd, "pub") || !strcmp(cmd, "sub") || !strcmp(cmd, "push") ||
+        !strcmp(cmd, "pop"))
+        return cipc_cli_bus(argc - 1, argv + 1);
     const char *method = NULL;
     int argi = 2;
     if (!strcmp(cmd, "get")) {

@@ -463,6 +463,8 @@ static void on_handle_closed(uv_handle_t *h)
     (void)h;
 }
 
+static void free_data(cipc_broker *b);
+
 int cipc_broker_new(cipc_loop *loop, const cipc_broker_opts *opts, cipc_broker **out)
 {
     cipc_broker_opts o = {0};
@@ -536,6 +538,7 @@ fail_handles:
     return rc;
 fail:
     cipc__aof_close(b);
+    free_data(b); /* a replay that failed half-way has loaded some lists */
     free(b->host);
     free(b->unix_path);
     free(b->requirepass);
@@ -599,6 +602,16 @@ static void free_waitq(void *v)
     free(q);
 }
 
+static void free_data(cipc_broker *b)
+{
+    cipc__dict_free(&b->db, free_list);
+    cipc__dict_free(&b->channels, free_dict_val);
+    cipc__dict_free(&b->patterns, free_dict_val);
+    cipc__dict_free(&b->blocking, free_waitq);
+    cipc__dict_free(&b->ready, NULL);
+    cipc_buf_free(&b->msgbuf);
+}
+
 void cipc_broker_free(cipc_broker *b)
 {
     if (!b)
@@ -615,12 +628,7 @@ void cipc_broker_free(cipc_broker *b)
         uv_run(b->uv, UV_RUN_NOWAIT);
     uv_run(b->uv, UV_RUN_NOWAIT); /* the listeners', timer's and flush's close callbacks */
     cipc__aof_close(b);
-    cipc__dict_free(&b->db, free_list);
-    cipc__dict_free(&b->channels, free_dict_val);
-    cipc__dict_free(&b->patterns, free_dict_val);
-    cipc__dict_free(&b->blocking, free_waitq);
-    cipc__dict_free(&b->ready, NULL);
-    cipc_buf_free(&b->msgbuf);
+    free_data(b);
     free(b->host);
     free(b->unix_path);
     free(b->requirepass);

@@ -53,6 +53,10 @@
  * Security: binds 127.0.0.1 unless opts.host says otherwise, and refuses (-EPERM) a
  * non-loopback address without requirepass unless opts.allow_insecure_remote is set.
  *
+ * Signals: cipc_broker_new() sets SIGPIPE to ignored unless the program has a handler for
+ * it or ignores it already (a client that goes away while a reply is being written would
+ * otherwise kill the process; the write then fails with EPIPE and the client is dropped).
+ *
  * Threading: a broker and its clients live on the loop's thread; every call here must be
  * made on that thread. */
 #ifndef CIPC_BROKER_H

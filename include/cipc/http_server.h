@@ -25,6 +25,10 @@
  * when the head or body does not arrive in time, 503 when max_connections is reached,
  * 500 when a handler returns without answering and never answers (at shutdown).
  *
+ * Signals: cipc_server_new() sets SIGPIPE to ignored unless the program has a handler for
+ * it or ignores it already (a client that goes away while a response is being written
+ * would otherwise kill the process).
+ *
  * Threading: routes are added before the server starts and are read-only afterwards.
  * With workers > 1, handlers run on several threads at once (one libuv loop per worker,
  * each accepting on its own SO_REUSEPORT socket): the handler's `ud` is shared by every

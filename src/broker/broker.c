@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker/internal.h"
+#include "core/core_internal.h"
 #include "cipc/log.h"
 #include "cipc/time.h"
 
@@ -492,6 +493,7 @@ int cipc_broker_new(cipc_loop *loop, const cipc_broker_opts *opts, cipc_broker *
     cipc_broker *b = calloc(1, sizeof *b);
     if (!b)
         return -ENOMEM;
+    cipc__ignore_sigpipe();
     b->loop = loop;
     b->uv = cipc_loop_uv(loop);
     b->o = o;

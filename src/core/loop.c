@@ -1,9 +1,12 @@
 /* cipc_loop: a libuv loop, owned or borrowed, plus a thread-safe stop. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "cipc/loop.h"
+#include "core/core_internal.h"
 
 struct cipc_loop {
     uv_loop_t *uv;
@@ -87,4 +90,20 @@ int cipc_loop_free(cipc_loop *loop)
         return -EBUSY;
     free(loop);
     return 0;
+}
+
+/* Servers on libuv write with write(2), so a client that goes away while a reply is being
+ * written raises SIGPIPE, whose default action kills the process. The broker and the HTTP
+ * server call this when they are created: SIGPIPE is set to ignored (writes then fail
+ * with EPIPE, which they handle) unless the program installed its own handler or already
+ * ignores it. */
+void cipc__ignore_sigpipe(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+        !(sa.sa_flags & SA_SIGINFO)) {
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cipc/log.h"
+#include "core/core_internal.h"
 #include "http_server/internal.h"
 
 #define LOG_MODULE "http_server"
@@ -22,6 +23,7 @@ int cipc_server_new(const cipc_server_opts *in, cipc_server **out)
     cipc_server *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
+    cipc__ignore_sigpipe(); /* a client gone mid-write must not kill the process */
     size_t n = in && in->size && in->size < sizeof s->o ? in->size : sizeof s->o;
     if (in)
         memcpy(&s->o, in, n);

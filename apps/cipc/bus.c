@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
+
 #define DEFAULT_URL "redis://127.0.0.1:7379"
 
 static void bus_usage(FILE *f)
@@ -48,7 +50,7 @@ static int fail(cipc_bus *b, const char *what, int rc)
     return 1;
 }
 
-int cipc_cli_bus(int argc, char **argv);
+
 int cipc_cli_bus(int argc, char **argv)
 {
     const char *cmd = argv[0], *url = getenv("CIPC_URL");

@@ -9,6 +9,8 @@
  *   cipc sub CHANNEL|PATTERN...       print messages as they come
  *   cipc push QUEUE MESSAGE           push a work item
  *   cipc pop QUEUE [--wait S]         take the oldest work item
+ *   cipc map [-j N] -- COMMAND {}     run COMMAND for each line of stdin on a process
+ *                                     pool, output in input order (map.c)
  *   cipc version
  *
  * pub/sub/push/pop are in bus.c (`cipc pub --help`): --url (default $CIPC_URL, else
@@ -25,7 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cipc_cli_bus(int argc, char **argv); /* bus.c */
+#include "cli.h"
+
 
 static void usage(FILE *f)
 {
@@ -35,6 +38,7 @@ static void usage(FILE *f)
                "       cipc ws URL [MESSAGE...] [-H ...] [--timeout MS] [--cacert FILE]\n"
                "       cipc pub CHANNEL MESSAGE | sub NAME... | push QUEUE MESSAGE | pop QUEUE\n"
                "            [--url URL]   (see cipc pub --help)\n"
+               "       cipc map [-j N] [options] -- COMMAND [ARGS...]  (see cipc map --help)\n"
                "       cipc version\n"
                "options:\n"
                "  -H 'Name: value'  add a request header (repeatable)\n"
@@ -151,6 +155,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "ws"))
         return cmd_ws(argc, argv);
+    if (!strcmp(cmd, "map"))
+        return cipc_cli_map(argc - 1, argv + 1);
     if (!strcmp(cmd, "pub") || !strcmp(cmd, "sub") || !strcmp(cmd, "push") ||
         !strcmp(cmd, "pop"))
         return cipc_cli_bus(argc - 1, argv + 1);

@@ -298,6 +298,23 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 /* --- accepting ------------------------------------------------------------------------- */
 
+/* "ip:port" of an IPv4 or IPv6 address ("?:0" for anything else), for CLIENT LIST. */
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, ip, sizeof ip);
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, cap, "%s:%d", ip, port);
+}
+
 static void accept_client(cipc_broker *b, uv_stream_t *server, int unix_sock)
 {
     bclient *c = calloc(1, sizeof *c);
@@ -338,34 +355,12 @@ static void accept_client(cipc_broker *b, uv_stream_t *server, int unix_sock)
     } else {
         struct sockaddr_storage ss;
         int len = sizeof ss;
-        char ip[INET6_ADDRSTRLEN] = "?";
-        int port = 0;
         uv_tcp_nodelay(&c->h.tcp, 1);
-        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
-            if (ss.ss_family == AF_INET) {
-                struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-                uv_ip4_name(a, ip, sizeof ip);
-                port = ntohs(a->sin_port);
-            } else if (ss.ss_family == AF_INET6) {
-                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-                uv_ip6_name(a, ip, sizeof ip);
-                port = ntohs(a->sin6_port);
-            }
-        }
-        snprintf(c->addr, sizeof c->addr, "%s:%d", ip, port);
+        if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+            format_addr(&ss, c->addr, sizeof c->addr);
         len = sizeof ss;
-        if (uv_tcp_getsockname(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0) {
-            if (ss.ss_family == AF_INET) {
-                struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-                uv_ip4_name(a, ip, sizeof ip);
-                port = ntohs(a->sin_port);
-            } else if (ss.ss_family == AF_INET6) {
-                struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-                uv_ip6_name(a, ip, sizeof ip);
-                port = ntohs(a->sin6_port);
-            }
-            snprintf(c->laddr, sizeof c->laddr, "%s:%d", ip, port);
-        }
+        if (uv_tcp_getsockname(&c->h.tcp, (struct sockaddr *)&ss, &len) == 0)
+            format_addr(&ss, c->laddr, sizeof c->laddr);
     }
     if (b->nclients > b->o.max_clients) {
         b->rejected_conns++;

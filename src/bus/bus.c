@@ -264,21 +264,29 @@ const char *cipc_bus_consumer_id(const cipc_bus *b)
 
 /* ---- publish ------------------------------------------------------------------------ */
 
-int cipc_bus_publish(cipc_bus *b, const char *channel, const void *data, size_t len)
+/* `cmd key data` with an integer reply (PUBLISH: receivers, LPUSH: the new length):
+ * returns it (clamped to int) or an error. */
+static int int_command(cipc_bus *b, const char *cmd, const char *key, const void *data,
+                       size_t len)
 {
-    if (!b || !channel || (!data && len))
+    if (!b || !key || (!data && len))
         return -EINVAL;
-    const char *argv[3] = {"PUBLISH", channel, data ? data : ""};
-    size_t lens[3] = {7, strlen(channel), len};
+    const char *argv[3] = {cmd, key, data ? data : ""};
+    size_t lens[3] = {strlen(cmd), strlen(key), len};
     redisReply *r = NULL;
     int rc = call(b, 3, argv, lens, cmd_deadline(b), &r);
     if (rc < 0)
         return rc;
     rc = r->type == REDIS_REPLY_INTEGER ? clamp_int(r->integer) : CIPC_EPROTO;
     if (rc < 0)
-        seterr(b, "PUBLISH: unexpected reply type %d", r->type);
+        seterr(b, "%s: unexpected reply type %d", cmd, r->type);
     freeReplyObject(r);
     return rc;
+}
+
+int cipc_bus_publish(cipc_bus *b, const char *channel, const void *data, size_t len)
+{
+    return int_command(b, "PUBLISH", channel, data, len);
 }
 
 /* ---- subscriber connection ---------------------------------------------------------- */
@@ -598,19 +606,7 @@ int cipc_bus_listen(cipc_bus *b, cipc_bus_msg *m, long timeout_ms)
 
 int cipc_bus_push(cipc_bus *b, const char *queue, const void *data, size_t len)
 {
-    if (!b || !queue || (!data && len))
-        return -EINVAL;
-    const char *argv[3] = {"LPUSH", queue, data ? data : ""};
-    size_t lens[3] = {5, strlen(queue), len};
-    redisReply *r = NULL;
-    int rc = call(b, 3, argv, lens, cmd_deadline(b), &r);
-    if (rc < 0)
-        return rc;
-    rc = r->type == REDIS_REPLY_INTEGER ? clamp_int(r->integer) : CIPC_EPROTO;
-    if (rc < 0)
-        seterr(b, "LPUSH: unexpected reply type %d", r->type);
-    freeReplyObject(r);
-    return rc;
+    return int_command(b, "LPUSH", queue, data, len);
 }
 
 int cipc_bus_len(cipc_bus *b, const char *list)

@@ -11,6 +11,7 @@
 #include "cipc/error.h"
 #include "cipc/http_client.h"
 #include "cipc/http_server.h"
+#include "cipc/hub.h"
 #include "cipc/log.h"
 #include "cipc/loop.h"
 #include "cipc/pool.h"

@@ -21,7 +21,7 @@
  * - Lists as work queues: LPUSH RPUSH LPOP RPOP (with count) LLEN LRANGE LREM LMOVE
  *   RPOPLPUSH, and the blocking BLPOP BRPOP BLMOVE BRPOPLPUSH (timeouts in seconds,
  *   decimals allowed, 0 = forever; blocked clients are served in the order they
- *   blocked); DEL EXISTS TYPE DBSIZE FLUSHDB FLUSHALL (one database, SELECT 0).
+ *   blocked); DEL EXISTS TYPE KEYS DBSIZE FLUSHDB FLUSHALL (one database, SELECT 0).
  * - Connection and admin: PING ECHO QUIT AUTH (with opts.requirepass) HELLO
  *   CLIENT SETNAME/GETNAME/ID/LIST/INFO, SELECT, INFO (server, clients, memory, stats,
  *   persistence), COMMAND (COUNT, DOCS, INFO: enough for redis-cli), RESET. Anything else:
@@ -85,7 +85,8 @@ typedef struct cipc_broker_opts {
     size_t size;              /* sizeof(cipc_broker_opts), or 0 for "this version" */
     const char *host;         /* address to listen on; NULL -> "127.0.0.1" */
     int port;                 /* TCP port; 0 -> an ephemeral port (cipc_broker_port());
-                                 -1 -> no TCP listener (then unix_path is required) */
+                                 -1 -> no TCP listener (only unix_path, or only in-process
+                                 clients when there is no unix_path either) */
     const char *unix_path;    /* also listen on this Unix socket (replaced if it exists
                                  and no one listens on it); NULL -> no */
     const char *requirepass;  /* NULL -> no password (AUTH then fails as in Redis) */
@@ -101,6 +102,14 @@ typedef struct cipc_broker_opts {
     int appendfsync;          /* enum cipc_broker_fsync */
     size_t aof_rewrite_min_size; /* 0 -> 64 MiB */
     int aof_rewrite_percentage;  /* 0 -> 100; < 0 -> never rewrite automatically */
+    /* Called after every PUBLISH command from a client (not for cipc_broker_publish()),
+     * once the broker's own subscribers have the message: the embedding program can carry
+     * the message further (the hub sends it to its WebSocket and SSE subscribers). The
+     * views are valid during the call. Return how many more receivers got it (added to
+     * PUBLISH's reply), or 0. NULL -> none. */
+    int (*on_publish)(const void *channel, size_t channel_len, const void *msg, size_t len,
+                      void *ud);
+    void *on_publish_ud;
 } cipc_broker_opts;
 
 /* Create a broker on `loop` and start listening (replaying opts.aof_path first). Borrows
@@ -118,6 +127,43 @@ CIPC_API int cipc_broker_port(const cipc_broker *b);
  * number of clients that received it (>= 0), or -EINVAL, -ENOMEM. */
 CIPC_API int cipc_broker_publish(cipc_broker *b, const void *channel, size_t channel_len,
                                  const void *msg, size_t len);
+
+/* The number of clients subscribed to `channel`, counting each matching pattern
+ * subscription too (what PUBLISH on it would reach now), or -EINVAL. */
+CIPC_API int cipc_broker_numsub(cipc_broker *b, const void *channel, size_t len);
+
+/* The number of connected clients (sockets; in-process clients are not counted). */
+CIPC_API size_t cipc_broker_clients(const cipc_broker *b);
+
+/* --- In-process clients -------------------------------------------------------------
+ *
+ * A client without a socket, for the embedding program: commands go in as argument
+ * vectors and their replies come out as RESP bytes, exactly as a socket client would
+ * receive them, through `cb` at the end of the loop iteration (after the AOF write and
+ * fsync that the command needs, as for any client). Everything a socket client has
+ * applies: a blocking command (BLMOVE ...) holds the replies of the commands sent after
+ * it until it is served or times out, so give every concurrent blocking wait a client of
+ * its own. One reply per command (no SUBSCRIBE: use opts.on_publish). */
+typedef struct cipc_broker_client cipc_broker_client;
+
+/* Receives the replies of one or more commands, in order, as RESP (`resp` is a view valid
+ * during the call). The callback may send commands and close its own client. */
+typedef void (*cipc_broker_reply_cb)(const char *resp, size_t len, void *ud);
+
+/* Create an in-process client named `name` (NULL: none). Returns 0 and *out, -EINVAL
+ * (also once the broker is closing), -ENOMEM. */
+CIPC_API int cipc_broker_client_new(cipc_broker *b, const char *name, cipc_broker_reply_cb cb,
+                                    void *ud, cipc_broker_client **out);
+
+/* Run a command: argv[i] of argl[i] bytes (argl NULL: NUL-terminated strings). Returns 0
+ * (the reply follows through the callback), CIPC_ECLOSING, -EINVAL, -ENOMEM. */
+CIPC_API int cipc_broker_client_cmd(cipc_broker_client *c, size_t argc,
+                                    const char *const *argv, const size_t *argl);
+
+/* Close it: a blocked command is abandoned and replies not yet delivered are dropped.
+ * cipc_broker_close() leaves in-process clients open (close them first at shutdown);
+ * cipc_broker_free() frees any left. NULL does nothing. */
+CIPC_API void cipc_broker_client_close(cipc_broker_client *c);
 
 /* Stop: stop accepting, write and fsync the AOF, close every client (after its pending
  * output has been written, for up to a second). The loop then runs out of the broker's

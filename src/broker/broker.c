@@ -56,11 +56,14 @@ static void client_free(bclient *c)
     }
     if (c->prev)
         c->prev->next = c->next;
+    else if (c->virt)
+        b->vclients = c->next;
     else
         b->clients = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    b->nclients--;
+    if (!c->virt)
+        b->nclients--;
     cipc__resp_parser_free(&c->parser);
     cipc_buf_free(&c->inq);
     cipc_buf_free(&c->out);
@@ -85,7 +88,10 @@ static void client_close_now(bclient *c)
     c->closed = 1;
     cipc__client_pubsub_clear(c);
     cipc__client_blocked_clear(c);
-    uv_close(&c->h.handle, on_close);
+    if (c->virt)
+        client_free(c);
+    else
+        uv_close(&c->h.handle, on_close);
 }
 
 void cipc__client_close(bclient *c, int after_output)
@@ -125,6 +131,23 @@ static void flush_client(bclient *c)
 {
     if (c->closed || c->writing)
         return;
+    if (c->virt) { /* hand the replies over; the callback may close the client */
+        if (c->out.len) {
+            cipc_buf t = c->wbuf;
+            c->wbuf = c->out;
+            c->out = t;
+            c->out.len = 0;
+            c->writing = 1; /* a close from the callback is deferred to below */
+            c->vcb(c->wbuf.data, c->wbuf.len, c->vud);
+            c->writing = 0;
+            c->wbuf.len = 0;
+        }
+        if (c->closing)
+            client_close_now(c);
+        else if (c->out.len)
+            cipc__client_out_ready(c);
+        return;
+    }
     if (c->out.len) {
         uv_buf_t ub = uv_buf_init(c->out.data, (unsigned)c->out.len);
         int n = uv_try_write(&c->h.stream, &ub, 1);
@@ -259,7 +282,7 @@ void cipc__client_process_input(bclient *c)
         cipc_buf_free(&q);
     }
     c->in_cmd = 0;
-    if (!c->closed && !c->closing && !c->blk && !c->reading &&
+    if (!c->virt && !c->closed && !c->closing && !c->blk && !c->reading &&
         uv_read_start(&c->h.stream, on_alloc, on_read) == 0)
         c->reading = 1;
 }
@@ -466,7 +489,7 @@ int cipc_broker_new(cipc_loop *loop, const cipc_broker_opts *opts, cipc_broker *
     cipc_broker_opts o = {0};
     if (opts)
         memcpy(&o, opts, opts->size && opts->size < sizeof o ? opts->size : sizeof o);
-    if (!loop || !out || o.port < -1 || o.port > 65535 || (o.port == -1 && !o.unix_path) ||
+    if (!loop || !out || o.port < -1 || o.port > 65535 ||
         o.appendfsync < 0 || o.appendfsync > CIPC_BROKER_FSYNC_NO || o.pubsub_obuf_soft_seconds < 0)
         return -EINVAL;
     const char *host = o.host ? o.host : "127.0.0.1";
@@ -558,6 +581,114 @@ int cipc_broker_publish(cipc_broker *b, const void *channel, size_t channel_len,
     return cipc__broker_publish(b, channel ? channel : "", channel_len, msg ? msg : "", len);
 }
 
+/* --- in-process clients ------------------------------------------------------------- */
+
+struct cipc_broker_client {
+    bclient c;
+};
+
+int cipc_broker_client_new(cipc_broker *b, const char *name, cipc_broker_reply_cb cb, void *ud,
+                           cipc_broker_client **out)
+{
+    if (!b || !cb || !out || b->closing)
+        return -EINVAL;
+    cipc_broker_client *vc = calloc(1, sizeof *vc);
+    if (!vc)
+        return -ENOMEM;
+    bclient *c = &vc->c;
+    c->b = b;
+    c->virt = 1;
+    c->vcb = cb;
+    c->vud = ud;
+    c->id = ++b->next_id;
+    c->created_ms = c->last_ms = cipc_now_ms();
+    c->authed = 1;
+    if (name && !(c->name = strdup(name))) {
+        free(vc);
+        return -ENOMEM;
+    }
+    snprintf(c->addr, sizeof c->addr, "in-process");
+    snprintf(c->laddr, sizeof c->laddr, "in-process");
+    cipc__resp_parser_init(&c->parser, &(cipc__resp_limits){.max_bulk = b->o.max_bulk,
+                                                            .max_multibulk = b->o.max_multibulk,
+                                                            .max_inline = b->o.max_inline});
+    cipc__dict_init(&c->channels);
+    cipc__dict_init(&c->patterns);
+    c->out = (cipc_buf)CIPC_BUF_INIT;
+    c->wbuf = (cipc_buf)CIPC_BUF_INIT;
+    c->inq = (cipc_buf)CIPC_BUF_INIT;
+    c->next = b->vclients;
+    if (b->vclients)
+        b->vclients->prev = c;
+    b->vclients = c;
+    *out = vc;
+    return 0;
+}
+
+int cipc_broker_client_cmd(cipc_broker_client *vc, size_t argc, const char *const *argv,
+                           const size_t *argl)
+{
+    if (!vc || !argc || !argv)
+        return -EINVAL;
+    bclient *c = &vc->c;
+    if (c->closed || c->closing || c->b->closing)
+        return CIPC_ECLOSING;
+    /* As if it had come from a socket: RESP in, through the client's own parser, so
+     * blocking, queueing behind a blocked command and the AOF all work unchanged. */
+    cipc_buf req = CIPC_BUF_INIT;
+    int rc = cipc__resp_array(&req, argc);
+    for (size_t i = 0; rc == 0 && i < argc; i++) {
+        size_t l = argl ? argl[i] : strlen(argv[i]);
+        rc = cipc__resp_bulk(&req, argv[i], l);
+    }
+    if (rc < 0) {
+        cipc_buf_free(&req);
+        return -ENOMEM;
+    }
+    if (c->in_cmd || c->blk) { /* called from inside its own processing, or blocked */
+        rc = cipc_buf_append(&c->inq, req.data, req.len) < 0 ? -ENOMEM : 0;
+    } else {
+        c->in_cmd = 1;
+        feed(c, req.data, req.len);
+        c->in_cmd = 0;
+    }
+    cipc_buf_free(&req);
+    return rc;
+}
+
+void cipc_broker_client_close(cipc_broker_client *vc)
+{
+    if (!vc)
+        return;
+    bclient *c = &vc->c;
+    if (c->writing) { /* inside its reply callback: closed when it returns */
+        c->closing = 1;
+        return;
+    }
+    client_close_now(c);
+}
+
+int cipc_broker_numsub(cipc_broker *b, const void *channel, size_t len)
+{
+    if (!b || (!channel && len))
+        return -EINVAL;
+    int n = 0;
+    dict_entry *e = cipc__dict_find(&b->channels, channel ? channel : "", len);
+    if (e)
+        n += (int)((dict *)e->val)->n;
+    size_t bk = 0;
+    dict_entry *p = NULL;
+    while (cipc__dict_next(&b->patterns, &bk, &p))
+        if (cipc__glob_match(p->key, p->klen, channel ? channel : "", len, 0))
+            n += (int)((dict *)p->val)->n;
+    return n;
+}
+
+size_t cipc_broker_clients(const cipc_broker *b)
+{
+    return b ? b->nclients : 0;
+}
+
 void cipc_broker_close(cipc_broker *b)
 {
     if (!b || b->closing)
@@ -620,6 +751,8 @@ void cipc_broker_free(cipc_broker *b)
         (void)uv_run(b->uv, UV_RUN_NOWAIT);
     for (bclient *c = b->clients; c; c = c->next)
         client_close_now(c);
+    while (b->vclients) /* in-process clients the program did not close */
+        client_close_now(b->vclients);
     close_flush_if_done(b);
     while (b->clients)
         uv_run(b->uv, UV_RUN_NOWAIT);

@@ -587,6 +587,21 @@ static void cmd_exists(cmdctx *x)
     cipc__resp_int(x->out, n);
 }
 
+/* KEYS pattern: every key matching the glob (Redis's order is unspecified too). */
+static void cmd_keys(cmdctx *x)
+{
+    size_t n = 0, bk = 0;
+    dict_entry *e = NULL;
+    while (cipc__dict_next(&x->b->db, &bk, &e))
+        n += cipc__glob_match(x->argv[1], x->argl[1], e->key, e->klen, 0);
+    cipc__resp_array(x->out, n);
+    bk = 0;
+    e = NULL;
+    while (cipc__dict_next(&x->b->db, &bk, &e))
+        if (cipc__glob_match(x->argv[1], x->argl[1], e->key, e->klen, 0))
+            cipc__resp_bulk(x->out, e->key, e->klen);
+}
+
 static void cmd_type(cmdctx *x)
 {
     cipc__resp_simple(x->out, get_list(x->b, x->argv[1], x->argl[1]) ? "list" : "none");
@@ -1243,6 +1258,12 @@ int cipc__broker_publish(cipc_broker *b, const char *ch, size_t chlen, const cha
 static void cmd_publish(cmdctx *x)
 {
     int n = cipc__broker_publish(x->b, x->argv[1], x->argl[1], x->argv[2], x->argl[2]);
+    if (n >= 0 && x->b->o.on_publish) {
+        int more = x->b->o.on_publish(x->argv[1], x->argl[1], x->argv[2], x->argl[2],
+                                      x->b->o.on_publish_ud);
+        if (more > 0)
+            n += more;
+    }
     if (n < 0)
         cipc__resp_error(x->out, "ERR out of memory");
     else
@@ -1301,6 +1322,7 @@ static const cmddef cmds[] = {
     {"flushdb", -1, F_WRITE, cmd_flush},
     {"hello", -1, F_NOAUTH, cmd_hello},
     {"info", -1, 0, cmd_info},
+    {"keys", 2, 0, cmd_keys},
     {"llen", 2, 0, cmd_llen},
     {"lmove", 5, F_WRITE, cmd_lmove},
     {"lpop", -2, F_WRITE, cmd_lpop},

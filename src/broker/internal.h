@@ -1,8 +1,8 @@
 /* src/broker/internal.h -- the broker's private structures (cipc/broker.h).
  *
  * One loop thread owns everything. broker.c: listeners, clients, reading, writing,
- * output limits. cmd.c: the command table and every command. dict.c: the hash table
- * (keys, channels). list.c: the list type. aof.c: the append-only file. */
+ * output limits. cmd.c: the command table and every command. list.c: the list type.
+ * aof.c: the append-only file. The hash table (keys, channels) is src/core/dict.c. */
 #ifndef CIPC_SRC_BROKER_INTERNAL_H
 #define CIPC_SRC_BROKER_INTERNAL_H
 
@@ -13,32 +13,8 @@
 
 #include "cipc/broker.h"
 #include "cipc/buf.h"
+#include "core/dict.h"
 #include "resp/resp.h"
-
-/* --- dict: byte-string keys -> void * (chained, power-of-two buckets, grows at load 1) */
-
-typedef struct dict_entry {
-    struct dict_entry *next;
-    void *val;
-    uint64_t hash;
-    size_t klen;
-    char key[]; /* NUL-terminated copy */
-} dict_entry;
-
-typedef struct dict {
-    dict_entry **b;
-    size_t nb, n;
-} dict;
-
-void cipc__dict_init(dict *d);
-void cipc__dict_free(dict *d, void (*free_val)(void *));
-dict_entry *cipc__dict_find(const dict *d, const void *key, size_t klen);
-/* Find or add (val NULL when added). *added says which. NULL on -ENOMEM. */
-dict_entry *cipc__dict_upsert(dict *d, const void *key, size_t klen, int *added);
-/* Remove; returns the value (NULL if absent). */
-void *cipc__dict_remove(dict *d, const void *key, size_t klen);
-/* Iterate: *it starts at 0; returns NULL at the end. Not across inserts/removes. */
-dict_entry *cipc__dict_next(const dict *d, size_t *bucket, dict_entry **cur);
 
 /* --- list: a deque of byte strings ---------------------------------------------------- */
 
@@ -118,6 +94,10 @@ struct bclient {
     dict patterns;                  /* subscribed patterns */
     blocked *blk;                   /* non-NULL while blocked */
     uint64_t ncmds;
+    /* An in-process client (cipc_broker_client): no socket; its output goes to vcb. */
+    int virt;
+    cipc_broker_reply_cb vcb;
+    void *vud;
 };
 
 /* --- the broker ------------------------------------------------------------------------ */
@@ -140,6 +120,7 @@ struct cipc_broker {
     int closing;
     bclient *clients;
     size_t nclients;
+    bclient *vclients;             /* in-process clients (prev/next chain of their own) */
     bclient *pend_head;
     uint64_t next_id, block_seq;
     char *rbuf;                    /* one read buffer for every client (one thread) */

@@ -8,7 +8,7 @@ JOBS       ?= $(shell nproc)
 CTEST_JOBS ?= 2
 FUZZ_SECONDS ?= 600
 
-.PHONY: all build run test unit asan bench fuzz install clean bootstrap
+.PHONY: all build run tour test unit asan bench fuzz install clean bootstrap
 
 all: build
 
@@ -19,9 +19,14 @@ build: bootstrap
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The main job. Until the hub (`cipc serve`) exists it is a short tour: each example
-# runs against a local server and says what it shows.
+# The main job: the hub, in the foreground until Ctrl-C (SIGINT) or SIGTERM. HTTP, WebSocket,
+# SSE and the dashboard on http://127.0.0.1:7380/, RESP on 127.0.0.1:7379 (docs/hub.md).
+# Extra flags: make run ARGS='--http-port 8080 --token secret'.
 run: build
+	@$(BUILD)/bin/cipc serve $(ARGS)
+
+# A short tour: each example runs against a local server and says what it shows.
+tour: build
 	@scripts/tour $(BUILD)
 
 test: build

@@ -273,10 +273,27 @@ struct qitem {
     json_t *obj;
 };
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)a, "name")),
+                  json_string_value(json_object_get(*(json_t *const *)b, "name")));
+}
+
 static void qlist_done(struct qlist *l)
 {
     if (l->waiting)
         return;
+    size_t n = json_array_size(l->arr);
+    json_t **v = n ? malloc(n * sizeof *v) : NULL;
+    if (v) { /* sorted by name, for stable listings */
+        for (size_t i = 0; i < n; i++)
+            v[i] = json_incref(json_array_get(l->arr, i));
+        qsort(v, n, sizeof *v, by_name);
+        json_array_clear(l->arr);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(l->arr, v[i]);
+        free(v);
+    }
     l->cb(l->h, l->failed ? NULL : l->arr, l->failed ? l->err : NULL, l->ud);
     json_decref(l->arr);
     free(l);
@@ -318,21 +335,38 @@ static void ask_len(struct qlist *l, const char *name, size_t len)
     }
 }
 
+void cipc__hub_queue_seen(cipc_hub *h, const char *name)
+{
+    if (h->queues.n < 10000) /* a bound on names kept only for listing */
+        cipc__dict_upsert(&h->queues, name, strlen(name), &(int){0});
+}
+
 static void on_keys(cipc_hub *h, redisReply *r, const char *err, void *ud)
 {
-    (void)h;
     struct qlist *l = ud;
     l->waiting--;
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         l->failed = 1;
         snprintf(l->err, sizeof l->err, "%s", r ? (r->str ? r->str : "bad reply") : err);
-    } else {
-        for (size_t i = 0; i < r->elements; i++) {
-            redisReply *k = r->element[i];
-            if (k->type == REDIS_REPLY_STRING && !internal_key(k->str))
-                ask_len(l, k->str, k->len);
-        }
+        qlist_done(l);
+        return;
     }
+    dict names; /* the keys, and the queues this hub has used (empty lists have no key) */
+    cipc__dict_init(&names);
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *k = r->element[i];
+        if (k->type == REDIS_REPLY_STRING && !internal_key(k->str))
+            cipc__dict_upsert(&names, k->str, k->len, &(int){0});
+    }
+    size_t bk = 0;
+    dict_entry *e = NULL;
+    while (cipc__dict_next(&h->queues, &bk, &e))
+        cipc__dict_upsert(&names, e->key, e->klen, &(int){0});
+    bk = 0;
+    e = NULL;
+    while (cipc__dict_next(&names, &bk, &e))
+        ask_len(l, e->key, e->klen);
+    cipc__dict_free(&names, NULL);
     qlist_done(l);
 }
 
@@ -425,6 +459,34 @@ void cipc__hub_leases_tick(cipc_hub *h)
             expired[n++] = e->val;
     for (size_t i = 0; i < n; i++)
         cipc__hub_lease_requeue(h, expired[i]);
+}
+
+/* At shutdown: every reservation goes back to the head of its queue now (no client can
+ * acknowledge it once the hub is gone). Both commands are sent at once, as the store may
+ * not be reachable for a second round trip. */
+void cipc__hub_leases_release(cipc_hub *h)
+{
+    size_t bk = 0;
+    dict_entry *e = NULL;
+    while (cipc__dict_next(&h->leases, &bk, &e)) {
+        hub_lease *l = e->val;
+        const char *lrem[4] = {"LREM", l->proc, "1", l->data};
+        size_t lreml[4] = {4, strlen(l->proc), 1, l->len};
+        const char *push[3] = {"RPUSH", l->queue, l->data};
+        size_t pushl[3] = {5, strlen(l->queue), l->len};
+        if (cipc__hub_cmd(h, on_requeued, NULL, 4, lrem, lreml) == 0)
+            cipc__hub_cmd(h, on_requeued, NULL, 3, push, pushl);
+    }
+    cipc__hub_leases_free(h);
+    cipc__dict_init(&h->leases);
+}
+
+/* Commands sent on the shared connection whose replies have not come. */
+size_t cipc__hub_be_pending(cipc_hub *h)
+{
+    if (!h->be)
+        return 0;
+    return h->be->ra ? cipc__bus_async_pending(h->be->ra) : h->be->wn;
 }
 
 /* --- reclaiming the reservations of a previous run ----------------------------------- */

@@ -73,6 +73,7 @@ int cipc_hub_new(const cipc_hub_opts *opts, cipc_hub **out)
     cipc__dict_init(&h->chans);
     cipc__dict_init(&h->pats);
     cipc__dict_init(&h->leases);
+    cipc__dict_init(&h->queues);
     h->scratch = (cipc_buf)CIPC_BUF_INIT;
     if (!h->host || (o.token && *o.token && !h->token) || (pass && *pass && !h->requirepass) ||
         (o.tls_cert && !h->tls_cert) || (o.tls_key && !h->tls_key) ||
@@ -122,6 +123,17 @@ static void on_closed(uv_handle_t *hd)
     (void)hd;
 }
 
+static void on_drain(uv_timer_t *t)
+{
+    cipc_hub *h = t->data;
+    if (cipc__hub_be_pending(h) && cipc_now_ms() < h->drain_deadline_ms)
+        return;
+    uv_close((uv_handle_t *)&h->drain, on_closed);
+    cipc__hub_be_close_all(h);
+    if (h->broker)
+        cipc_broker_close(h->broker); /* writes and fsyncs the log */
+}
+
 static void begin_stop(cipc_hub *h)
 {
     if (h->stopping)
@@ -137,13 +149,17 @@ static void begin_stop(cipc_hub *h)
     uv_close((uv_handle_t *)&h->sigint, on_closed);
     uv_close((uv_handle_t *)&h->sigterm, on_closed);
     uv_close((uv_handle_t *)&h->stop_async, on_closed);
-    cipc__hub_be_close_all(h);
-    if (h->broker)
-        cipc_broker_close(h->broker); /* writes and fsyncs the log */
     if (h->redis_sub) {
         cipc_bus_sub_close(h->redis_sub, NULL, NULL);
         h->redis_sub = NULL;
     }
+    cipc__hub_leases_release(h);
+    /* Let the store answer what was sent (the reservations going back, pushes in flight),
+     * for up to two seconds, then close it. */
+    h->drain_deadline_ms = cipc_now_ms() + 2000;
+    uv_timer_init(h->uv, &h->drain);
+    h->drain.data = h;
+    uv_timer_start(&h->drain, on_drain, 0, 10);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -324,6 +340,7 @@ void cipc_hub_free(cipc_hub *h)
         return;
     cipc__hub_chans_free(h);
     cipc__hub_leases_free(h);
+    cipc__dict_free(&h->queues, NULL);
     cipc__ptrvec_free(&h->pops);
     cipc_buf_free(&h->scratch);
     free(h->host);

@@ -128,6 +128,8 @@ struct cipc_hub {
     uv_signal_t sigint, sigterm;
     uv_async_t stop_async;
     uv_timer_t tick;                    /* once a second: stats frames, leases, SSE keepalive */
+    uv_timer_t drain;                   /* shutdown: waits for the store's last replies */
+    int64_t drain_deadline_ms;
     int started, stopping, http_port, resp_port, tls_port;
     int64_t start_ms;
     char errmsg[256];
@@ -138,6 +140,8 @@ struct cipc_hub {
     hub_sse *sses;
     size_t nsse;
     dict leases;                        /* id -> hub_lease * */
+    dict queues;                        /* queue names used through the hub (listed even
+                                           when empty; values unused) */
     uint64_t next_lease;
     ptrvec pops;                        /* long-polls waiting (struct pop_op *) */
     int sse_tick;
@@ -197,6 +201,8 @@ void cipc__hub_leases_tick(cipc_hub *h);
 /* Take a lease out of the table and put its item back at the head of its queue. */
 void cipc__hub_lease_requeue(cipc_hub *h, hub_lease *l);
 void cipc__hub_leases_free(cipc_hub *h);
+void cipc__hub_leases_release(cipc_hub *h); /* shutdown: every item back in its queue */
+size_t cipc__hub_be_pending(cipc_hub *h);
 void cipc__hub_reclaim(cipc_hub *h); /* at start: this hub's old reservations back */
 
 /* rest.c */
@@ -208,6 +214,7 @@ json_t *cipc__hub_channels_json(cipc_hub *h); /* [{name, subscribers, seq, buffe
 /* The queues with their lengths, asynchronously: cb gets a JSON array (borrowed). */
 typedef void (*hub_queues_cb)(cipc_hub *h, json_t *queues, const char *err, void *ud);
 void cipc__hub_queues(cipc_hub *h, const char *only, hub_queues_cb cb, void *ud);
+void cipc__hub_queue_seen(cipc_hub *h, const char *name); /* remember for listing */
 
 /* wsapi.c */
 int cipc__hub_ws_routes(cipc_hub *h);

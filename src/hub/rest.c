@@ -380,7 +380,7 @@ static void post_item(cipc_http_req *req, void *ud)
     p->t0 = t0;
     const char *argv[3] = {"LPUSH", q, data};
     size_t argl[3] = {5, strlen(q), len};
-    h->in[TR_REST]++;
+    cipc__hub_queue_seen(h, q);
     if (cipc__hub_cmd(h, on_pushed, p, 3, argv, argl) < 0) {
         fail(h, req, 503, "the store is not reachable");
         free(p->queue);
@@ -487,6 +487,7 @@ static void pop_or_reserve(cipc_http_req *req, cipc_hub *h, int reserve)
         fail(h, req, 500, "out of memory");
         return;
     }
+    cipc__hub_queue_seen(h, q);
     p->req = req;
     p->reserve = reserve;
     p->visibility_ms = (long)(vis * 1000);

@@ -32,17 +32,15 @@ static size_t resp_clients(cipc_hub *h)
 json_t *cipc__hub_stats_json(cipc_hub *h, json_t *queues)
 {
     json_t *j = json_pack(
-        "{s:I,s:s,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:o,s:o}", "uptime_s",
+        "{s:I,s:s,s:I,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:o,s:o}", "uptime_s",
         (json_int_t)((cipc_now_ms() - h->start_ms) / 1000), "mode",
-        h->redis_url ? "redis" : "local", "connections", "http", (json_int_t)h->http_requests,
-        "ws", (json_int_t)h->nconns, "sse", (json_int_t)h->nsse, "resp",
+        h->redis_url ? "redis" : "local", "http_requests", (json_int_t)h->http_requests,
+        "connections", "ws", (json_int_t)h->nconns, "sse", (json_int_t)h->nsse, "resp",
         (json_int_t)resp_clients(h), "messages_in", "rest", (json_int_t)h->in[TR_REST], "ws",
         (json_int_t)h->in[TR_WS], "resp", (json_int_t)h->in[TR_RESP], "messages_out", "ws",
         (json_int_t)h->out[TR_WS], "sse", (json_int_t)h->out[TR_SSE], "resp",
         (json_int_t)h->out[TR_RESP], "channels", cipc__hub_channels_json(h), "queues",
         queues ? queues : json_array());
-    /* "http" under connections is the number of requests served so far (HTTP connections
-     * come and go; the dashboard shows the rate) */
     return j;
 }
 

@@ -161,6 +161,38 @@ if [ "$(basename "$example")" = broker ]; then
     exit 0
 fi
 
+# The hub client runs against `cipc serve` (started here on free ports): a WebSocket
+# subscriber gets a REST and a RESP publish, numbered 1 and 2. SIGTERM stops the hub, which
+# exits 0.
+if [ "$(basename "$example")" = hub_client ]; then
+    pf=$(mktemp -u /tmp/cipc-hub-example.XXXXXX)
+    "$bin/cipc" serve --http-port 0 --resp-port 0 --port-file "$pf" --log-level warn &
+    hub_pid=$!
+    trap 'kill "$hub_pid" 2>/dev/null || true; wait "$hub_pid" 2>/dev/null || true; rm -f "$pf"' EXIT
+    for _ in $(seq 200); do [ -s "$pf" ] && break; sleep 0.05; done
+    http=$(sed -n 's/^http=//p' "$pf")
+    resp=$(sed -n 's/^resp=//p' "$pf")
+    if [ -z "$http" ] || [ -z "$resp" ]; then
+        echo "run_example: cipc serve did not write its ports within 10 s" >&2
+        exit 1
+    fi
+    want=$(printf 'subscribed to news at seq 0
+REST publish reached 1 subscriber(s)
+#1 from REST
+#2 from RESP')
+    expect_line "$want" timeout 60 "$example" "$http" "$resp"
+    kill -TERM "$hub_pid"
+    for _ in $(seq 100); do kill -0 "$hub_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$hub_pid" 2>/dev/null; then
+        echo "run_example: cipc serve did not exit within 10 s of SIGTERM" >&2
+        exit 1
+    fi
+    wait "$hub_pid"
+    trap - EXIT
+    rm -f "$pf"
+    exit 0
+fi
+
 # The thread-pool example needs no peer: the four results in submission order, then the
 # summary line, whose time shows the four 200 ms waits overlapped (one after the other
 # they would take 0.8 s; the bound is loose because a loaded machine adds latency).

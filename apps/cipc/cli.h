@@ -11,4 +11,7 @@ int cipc_cli_map(int argc, char **argv);
 /* cipc pub / sub / push / pop (bus.c); argv[0] is the subcommand. */
 int cipc_cli_bus(int argc, char **argv);
 
+/* cipc serve (serve.c): run the hub until SIGINT/SIGTERM. Exit 0, 1 or 2. */
+int cipc_cli_serve(int argc, char **argv);
+
 #endif

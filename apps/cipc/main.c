@@ -9,6 +9,7 @@
  *   cipc sub CHANNEL|PATTERN...       print messages as they come
  *   cipc push QUEUE MESSAGE           push a work item
  *   cipc pop QUEUE [--wait S]         take the oldest work item
+ *   cipc serve [options]              run the hub (serve.c; cipc serve --help)
  *   cipc map [-j N] -- COMMAND {}     run COMMAND for each line of stdin on a process
  *                                     pool, output in input order (map.c)
  *   cipc version
@@ -155,6 +156,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "ws"))
         return cmd_ws(argc, argv);
+    if (!strcmp(cmd, "serve"))
+        return cipc_cli_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "map"))
         return cipc_cli_map(argc - 1, argv + 1);
     if (!strcmp(cmd, "pub") || !strcmp(cmd, "sub") || !strcmp(cmd, "push") ||

@@ -51,6 +51,8 @@ static const struct opt {
     {"max-rate", K_INT, O(max_rate), "10000", "WebSocket ops per second per connection (over: close 1008)"},
     {"max-buffered", K_SIZE, O(max_buffered), "8388608", "unsent bytes per WebSocket subscriber (over: close 1008)"},
     {"max-connections", K_INT, O(max_connections), "10000", "HTTP and WebSocket connections"},
+    {"max-channels", K_SIZE, O(max_channels), "10000", "channels remembered for numbering and replay (least recently used without subscribers forgotten)"},
+    {"max-subscriptions", K_SIZE, O(max_subscriptions), "1000", "channels + patterns per WebSocket connection"},
     {"max-wait", K_INT, O(max_wait_s), "300", "longest queue long-poll, seconds"},
     {"shutdown-timeout", K_INT, O(shutdown_timeout_ms), "10000", "ms given to requests in flight at shutdown"},
     {"access-log", K_BOOL, O(access_log), "off", "one line per HTTP request on stderr"},

@@ -57,6 +57,8 @@ typedef struct cipc_hub cipc_hub;
 #define CIPC_HUB_DEFAULT_MAX_BUFFERED (8u * 1024 * 1024)
 #define CIPC_HUB_DEFAULT_MAX_WAIT_S   300    /* longest queue long-poll */
 #define CIPC_HUB_DEFAULT_VISIBILITY_S 30     /* reserved items come back after this */
+#define CIPC_HUB_DEFAULT_MAX_CHANNELS 10000
+#define CIPC_HUB_DEFAULT_MAX_SUBSCRIPTIONS 1000
 
 /* Options; zero means the default. Only ever extended at the end. */
 typedef struct cipc_hub_opts {
@@ -83,6 +85,9 @@ typedef struct cipc_hub_opts {
     long max_wait_s;          /* longest long-poll a client may ask for */
     long shutdown_timeout_ms; /* 0 -> the server's default (10000) */
     int access_log;           /* 1: one line per HTTP request on stderr */
+    size_t max_channels;      /* channels remembered (sequence and replay); beyond, the least
+                                 recently used one without subscribers is forgotten */
+    size_t max_subscriptions; /* channels + patterns per WebSocket connection */
     void (*on_ready)(cipc_hub *h, void *ud); /* listening: ports are known */
     void *on_ready_ud;
 } cipc_hub_opts;

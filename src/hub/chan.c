@@ -148,26 +148,73 @@ void cipc__hub_sse_event(cipc_buf *b, const char *event, uint64_t id, const void
 
 /* --- channels -------------------------------------------------------------------------- */
 
+static void lru_unlink(cipc_hub *h, hub_chan *c)
+{
+    if (c->lru_prev)
+        c->lru_prev->lru_next = c->lru_next;
+    else
+        h->lru_head = c->lru_next;
+    if (c->lru_next)
+        c->lru_next->lru_prev = c->lru_prev;
+    else
+        h->lru_tail = c->lru_prev;
+    c->lru_prev = c->lru_next = NULL;
+}
+
+static void lru_front(cipc_hub *h, hub_chan *c)
+{
+    if (h->lru_head == c)
+        return;
+    if (c->lru_prev || c->lru_next || h->lru_tail == c)
+        lru_unlink(h, c);
+    c->lru_next = h->lru_head;
+    if (h->lru_head)
+        h->lru_head->lru_prev = c;
+    h->lru_head = c;
+    if (!h->lru_tail)
+        h->lru_tail = c;
+}
+
+static void chan_free(void *v);
+
+/* Over max_channels: forget the least recently used channel nobody here listens to (a
+ * bounded walk from the tail; if every one of those has listeners, keep them all). */
+static void evict(cipc_hub *h)
+{
+    hub_chan *c = h->lru_tail;
+    for (int steps = 0; c && steps < 64; steps++, c = c->lru_prev) {
+        if (c->json.n || c->raw.n || c->sse.n)
+            continue;
+        lru_unlink(h, c);
+        cipc__dict_remove(&h->chans, c->name, c->nlen); /* c->name was the entry's key */
+        chan_free(c);
+        return;
+    }
+}
+
 hub_chan *cipc__hub_chan(cipc_hub *h, const char *name, size_t len, int create)
 {
     if (!create) {
         dict_entry *e = cipc__dict_find(&h->chans, name, len);
         return e ? e->val : NULL;
     }
-    int added = 0;
-    dict_entry *e = cipc__dict_upsert(&h->chans, name, len, &added);
-    if (!e)
-        return NULL;
-    if (!added)
+    dict_entry *e = cipc__dict_find(&h->chans, name, len);
+    if (e) {
+        lru_front(h, e->val);
         return e->val;
+    }
+    if (h->chans.n >= h->o.max_channels)
+        evict(h);
     hub_chan *c = calloc(1, sizeof *c);
-    if (!c) {
-        cipc__dict_remove(&h->chans, name, len);
+    int added = 0;
+    if (!c || !(e = cipc__dict_upsert(&h->chans, name, len, &added))) {
+        free(c);
         return NULL;
     }
     c->name = e->key;
     c->nlen = len;
     e->val = c;
+    lru_front(h, c);
     return c;
 }
 

@@ -56,6 +56,10 @@ int cipc_hub_new(const cipc_hub_opts *opts, cipc_hub **out)
         o.max_buffered = CIPC_HUB_DEFAULT_MAX_BUFFERED;
     if (!o.max_wait_s)
         o.max_wait_s = CIPC_HUB_DEFAULT_MAX_WAIT_S;
+    if (!o.max_channels)
+        o.max_channels = CIPC_HUB_DEFAULT_MAX_CHANNELS;
+    if (!o.max_subscriptions)
+        o.max_subscriptions = CIPC_HUB_DEFAULT_MAX_SUBSCRIPTIONS;
     cipc_hub *h = calloc(1, sizeof *h);
     if (!h)
         return -ENOMEM;

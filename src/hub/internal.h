@@ -51,6 +51,7 @@ typedef struct hub_chan {
     ptrvec json;      /* cipc_ws * subscribed through /v1/ws */
     ptrvec raw;       /* cipc_ws * of /v1/ws/channels/{name} */
     ptrvec sse;       /* hub_sse * */
+    struct hub_chan *lru_prev, *lru_next; /* most recently used first */
 } hub_chan;
 
 typedef struct hub_pat {
@@ -134,6 +135,7 @@ struct cipc_hub {
     int64_t start_ms;
     char errmsg[256];
     dict chans;                         /* name -> hub_chan * */
+    hub_chan *lru_head, *lru_tail;      /* channels by last use, for eviction */
     dict pats;                          /* pattern -> hub_pat * */
     hub_conn *conns;                    /* every WebSocket connection */
     size_t nconns;
@@ -156,6 +158,8 @@ struct cipc_hub {
 };
 
 /* chan.c */
+/* Find a channel, or create it (create = 1; NULL on -ENOMEM). Beyond max_channels the
+ * least recently used channel without local subscribers is dropped, replay and all. */
 hub_chan *cipc__hub_chan(cipc_hub *h, const char *name, size_t len, int create);
 void cipc__hub_chans_free(cipc_hub *h);
 /* A message arrived from `tr` (TR_REST, TR_WS, TR_RESP; -1: from Redis in multi-machine

@@ -116,6 +116,12 @@ static void send_error(cipc_ws *ws, json_t *id, const char *fmt, ...)
 static void subscribe(hub_conn *c, const char *name, size_t len, json_t *since, json_t *id)
 {
     cipc_hub *h = c->h;
+    if (!cipc__dict_find(&c->chans, name, len) &&
+        c->chans.n + c->pats.n >= h->o.max_subscriptions) {
+        send_error(c->ws, id, "too many subscriptions on this connection (the limit is %zu)",
+                   h->o.max_subscriptions);
+        return;
+    }
     hub_chan *ch = cipc__hub_chan(h, name, len, 1);
     if (!ch) {
         send_error(c->ws, id, "out of memory");
@@ -153,6 +159,12 @@ static void unsubscribe(hub_conn *c, const char *name, size_t len, json_t *id)
 static void psubscribe(hub_conn *c, const char *pat, size_t len, json_t *id)
 {
     cipc_hub *h = c->h;
+    if (!cipc__dict_find(&c->pats, pat, len) &&
+        c->chans.n + c->pats.n >= h->o.max_subscriptions) {
+        send_error(c->ws, id, "too many subscriptions on this connection (the limit is %zu)",
+                   h->o.max_subscriptions);
+        return;
+    }
     int added = 0;
     dict_entry *pe = cipc__dict_upsert(&h->pats, pat, len, &added);
     if (!pe) {

@@ -112,8 +112,11 @@ function handle(f) {
 
 function renderStats(s) {
   const c = s.connections || {};
-  $('connections').textContent = Object.keys(c).map((k) => k + ' ' + c[k]).join(' · ') +
-    (s.uptime_s !== undefined ? ' · up ' + formatUptime(s.uptime_s) : '');
+  const parts = [Object.keys(c).map((k) => k + ' ' + c[k]).join(' · ') + ' connected'];
+  if (s.http_requests !== undefined) parts.push(s.http_requests + ' HTTP requests');
+  if (s.mode) parts.push(s.mode === 'redis' ? 'shared through Redis' : 'local');
+  if (s.uptime_s !== undefined) parts.push('up ' + formatUptime(s.uptime_s));
+  $('connections').textContent = parts.join(' · ');
 
   const rows = (s.channels || []).slice().sort((a, b) => a.name.localeCompare(b.name));
   fillTable($('channels'), rows, ['name', 'subscribers', 'seq'], 'no channels yet', (tr, ch) => {

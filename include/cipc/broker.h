@@ -132,6 +132,13 @@ CIPC_API int cipc_broker_publish(cipc_broker *b, const void *channel, size_t cha
  * subscription too (what PUBLISH on it would reach now), or -EINVAL. */
 CIPC_API int cipc_broker_numsub(cipc_broker *b, const void *channel, size_t len);
 
+/* Call fn for every channel with at least one subscriber (the count excludes pattern
+ * subscriptions). Returns the number of channels. */
+CIPC_API size_t cipc_broker_channels(cipc_broker *b,
+                                     void (*fn)(const char *channel, size_t len,
+                                                size_t subscribers, void *ud),
+                                     void *ud);
+
 /* The number of connected clients (sockets; in-process clients are not counted). */
 CIPC_API size_t cipc_broker_clients(const cipc_broker *b);
 

@@ -201,6 +201,17 @@ typedef void (*cipc_http_body_cb)(cipc_http_req *req, const void *data, size_t l
  * streaming route is read and discarded. */
 CIPC_API int cipc_http_read_body(cipc_http_req *req, cipc_http_body_cb cb, void *ud);
 
+/* For a request answered later (a long-poll, a stream): call `cb` once if the connection
+ * ends before the answer is complete (the client closed or reset it, or a read failed),
+ * so the handler's owner can stop waiting. The request must still be answered, from `cb`
+ * or later (the answer then returns CIPC_ECLOSING and releases the request). Watching
+ * means the connection keeps reading while the handler works (bytes a client pipelines
+ * meanwhile wait in the buffer, up to 16 KiB); a client that half-closes its side after
+ * the request counts as gone. Not called at a forced shutdown. Returns 0, CIPC_EBUSY (the
+ * request is answered, its connection gone, or its body still streaming), -EINVAL. */
+CIPC_API int cipc_http_on_abort(cipc_http_req *r, void (*cb)(cipc_http_req *r, void *ud),
+                                void *ud);
+
 /* The index of the worker thread running this request (0 .. workers-1). */
 CIPC_API int cipc_http_worker(const cipc_http_req *r);
 

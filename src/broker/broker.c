@@ -684,6 +684,25 @@ int cipc_broker_numsub(cipc_broker *b, const void *channel, size_t len)
     return n;
 }
 
+size_t cipc_broker_channels(cipc_broker *b,
+                            void (*fn)(const char *channel, size_t len, size_t subscribers,
+                                       void *ud),
+                            void *ud)
+{
+    if (!b || !fn)
+        return 0;
+    size_t n = 0, bk = 0;
+    dict_entry *e = NULL;
+    while (cipc__dict_next(&b->channels, &bk, &e)) {
+        size_t subs = ((dict *)e->val)->n;
+        if (subs) {
+            fn(e->key, e->klen, subs, ud);
+            n++;
+        }
+    }
+    return n;
+}
+
 size_t cipc_broker_clients(const cipc_broker *b)
 {
     return b ? b->nclients : 0;

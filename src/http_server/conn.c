@@ -320,6 +320,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     out->len = c->cap - c->len;
 }
 
+static void stop_reading(struct conn *c);
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct conn *c = s->data;
@@ -339,6 +341,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     } else {
         c->len += (size_t)n;
     }
+    /* A watched request (cipc_http_on_abort) reads only to see the client go: what a
+     * client pipelines meanwhile waits in the buffer, up to one read chunk. */
+    if (c->state == C_HANDLER && c->len >= READ_CHUNK)
+        stop_reading(c);
     conn_process(c);
 }
 
@@ -487,7 +493,8 @@ static void dispatch_request(struct conn *c)
         if (req_own_headers(&c->req) < 0)
             cipc_http_respond(&c->req, 500, NULL, "", 0);
         set_timer(c, T_NONE);
-        stop_reading(c);
+        if (!c->req.abort_cb) /* (watched requests keep reading, to see the client go) */
+            stop_reading(c);
     }
 }
 
@@ -1288,6 +1295,18 @@ static void conn_unlink(struct conn *c)
     c->prev = c->next = NULL;
 }
 
+int cipc_http_on_abort(cipc_http_req *r, void (*cb)(cipc_http_req *r, void *ud), void *ud)
+{
+    if (!r || !cb)
+        return -EINVAL;
+    if (!req_live(r) || r->answered || r->c->state != C_HANDLER || r->c->closed)
+        return CIPC_EBUSY;
+    r->abort_cb = cb;
+    r->abort_ud = ud;
+    start_reading(r->c);
+    return 0;
+}
+
 static int answer_orphan(struct conn *c)
 {
     req_reset(&c->req);
@@ -1320,6 +1339,13 @@ static void conn_close(struct conn *c)
         stop_reading(c);
         c->orphan = 1; /* stays on the worker's list for a forced shutdown */
         uv_close((uv_handle_t *)&c->timer, NULL);
+        void (*cb)(cipc_http_req *, void *) = c->req.abort_cb;
+        c->req.abort_cb = NULL;
+        if (cb) { /* the handler's owner may answer from here (which frees the connection) */
+            c->w->in_handler++;
+            cb(&c->req, c->req.abort_ud);
+            c->w->in_handler--;
+        }
         return;
     }
     conn_unlink(c);

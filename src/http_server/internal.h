@@ -52,6 +52,8 @@ struct cipc_http_req {
     uint64_t streamed;  /* body bytes delivered so far */
     cipc_http_body_cb body_cb;
     void *body_ud;
+    void (*abort_cb)(cipc_http_req *r, void *ud); /* cipc_http_on_abort() */
+    void *abort_ud;
     /* Not cleared between requests (req_reset() stops here): the parser initialises `p`,
      * and segs[0..nsegs) are set by routing. */
     struct cipc__http_request p;

@@ -68,6 +68,7 @@ static void fail_waiters(hub_be *be, const char *why)
 static void on_vc_reply(const char *resp, size_t len, void *ud)
 {
     hub_be *be = ud;
+    cipc__hub_kick(be->h);
     if (redisReaderFeed(be->rd, resp, len) != REDIS_OK) {
         fail_waiters(be, "out of memory");
         return;

@@ -127,6 +127,17 @@ static void on_closed(uv_handle_t *hd)
     (void)hd;
 }
 
+static void on_kick(uv_idle_t *k)
+{
+    uv_idle_stop(k);
+}
+
+void cipc__hub_kick(cipc_hub *h)
+{
+    if (h->started && !uv_is_closing((uv_handle_t *)&h->kick))
+        uv_idle_start(&h->kick, on_kick);
+}
+
 static void on_drain(uv_timer_t *t)
 {
     cipc_hub *h = t->data;
@@ -150,8 +161,11 @@ static void begin_stop(cipc_hub *h)
     if (h->srv)
         cipc_server_stop(h->srv); /* WebSockets get 1001; requests in flight finish */
     uv_close((uv_handle_t *)&h->tick, on_closed);
-    uv_close((uv_handle_t *)&h->sigint, on_closed);
-    uv_close((uv_handle_t *)&h->sigterm, on_closed);
+    /* The signal handlers stay (a second SIGTERM during the shutdown must not kill the
+     * process with the default action) but no longer keep the loop running. */
+    uv_unref((uv_handle_t *)&h->sigint);
+    uv_unref((uv_handle_t *)&h->sigterm);
+    uv_unref((uv_handle_t *)&h->kick);
     uv_close((uv_handle_t *)&h->stop_async, on_closed);
     if (h->redis_sub) {
         cipc_bus_sub_close(h->redis_sub, NULL, NULL);
@@ -268,6 +282,7 @@ static int start(cipc_hub *h)
     uv_signal_start(&h->sigterm, on_signal, SIGTERM);
     uv_async_init(h->uv, &h->stop_async, on_stop_async);
     h->stop_async.data = h;
+    uv_idle_init(h->uv, &h->kick);
     uv_timer_init(h->uv, &h->tick);
     h->tick.data = h;
     uv_timer_start(&h->tick, on_tick, 1000, 1000);
@@ -307,6 +322,11 @@ int cipc_hub_run(cipc_hub *h)
         h->redis_sub = NULL;
     }
     cipc_loop_run(h->loop, CIPC_RUN_DEFAULT);
+    if (h->started) {
+        uv_close((uv_handle_t *)&h->sigint, on_closed);
+        uv_close((uv_handle_t *)&h->sigterm, on_closed);
+        uv_close((uv_handle_t *)&h->kick, on_closed);
+    }
     cipc_server_free(h->srv);
     h->srv = NULL;
     cipc_broker_free(h->broker);

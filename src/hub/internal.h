@@ -70,6 +70,7 @@ typedef struct hub_conn {
     double tokens;  /* rate limit bucket */
     int64_t refill_ms;
     int stats;      /* sent a stats frame every second */
+    int flooded;    /* closed for going over max_rate */
     struct hub_conn *prev, *next;
 } hub_conn;
 
@@ -130,6 +131,7 @@ struct cipc_hub {
     uv_async_t stop_async;
     uv_timer_t tick;                    /* once a second: stats frames, leases, SSE keepalive */
     uv_timer_t drain;                   /* shutdown: waits for the store's last replies */
+    uv_idle_t kick;                     /* one turn without waiting: see cipc__hub_kick() */
     int64_t drain_deadline_ms;
     int started, stopping, http_port, resp_port, tls_port;
     int64_t start_ms;
@@ -190,6 +192,11 @@ json_t *cipc__hub_data_json(json_t *obj, const void *data, size_t len); /* sets 
 void cipc__hub_sse_event(cipc_buf *b, const char *event, uint64_t id, const void *data,
                          size_t len);
 void cipc__hub_sse_close(hub_sse *s, int end);
+
+/* hub.c: make the loop's next turn not wait for events. Output queued from a prepare
+ * callback (the broker delivers the in-process clients' replies there) would otherwise
+ * sit in the WebSocket layer's cork until some other event. */
+void cipc__hub_kick(cipc_hub *h);
 
 /* backend.c */
 int cipc__hub_be_open(cipc_hub *h);

@@ -196,6 +196,23 @@ static json_t *chan_json(cipc_hub *h, hub_chan *c)
                      (json_int_t)c->n);
 }
 
+struct chan_list {
+    cipc_hub *h;
+    json_t *a;
+};
+
+/* A channel the broker's RESP clients subscribe to but the hub has not seen yet. */
+static void resp_only_channel(const char *name, size_t len, size_t subs, void *ud)
+{
+    struct chan_list *l = ud;
+    if (cipc__hub_chan(l->h, name, len, 0))
+        return;
+    json_array_append_new(l->a, json_pack("{s:s%,s:i,s:i,s:i}", "name", name, len, "subscribers",
+                                          cipc_broker_numsub(l->h->broker, name, len), "seq",
+                                          0, "buffered", 0));
+    (void)subs;
+}
+
 json_t *cipc__hub_channels_json(cipc_hub *h)
 {
     json_t *a = json_array();
@@ -203,6 +220,10 @@ json_t *cipc__hub_channels_json(cipc_hub *h)
     dict_entry *e = NULL;
     while (cipc__dict_next(&h->chans, &bk, &e))
         json_array_append_new(a, chan_json(h, e->val));
+    if (h->broker) {
+        struct chan_list l = {h, a};
+        cipc_broker_channels(h->broker, resp_only_channel, &l);
+    }
     return a;
 }
 
@@ -222,12 +243,18 @@ static void get_channel(cipc_http_req *req, void *ud)
     if (!guard(h, req))
         return;
     const char *name = cipc_http_param(req, "name");
-    hub_chan *c = cipc__hub_chan(h, name, strlen(name), 0);
-    if (!c) {
+    size_t len = strlen(name);
+    hub_chan *c = cipc__hub_chan(h, name, len, 0);
+    int resp = h->broker ? cipc_broker_numsub(h->broker, name, len) : 0;
+    if (!c && resp <= 0) {
         fail(h, req, 404, "no channel '%s'", name);
         return;
     }
-    answer(h, req, 200, chan_json(h, c), t0);
+    answer(h, req, 200,
+           c ? chan_json(h, c)
+             : json_pack("{s:s,s:i,s:i,s:i}", "name", name, "subscribers", resp, "seq", 0,
+                         "buffered", 0),
+           t0);
 }
 
 static int parse_seq(const char *v, uint64_t *out)
@@ -282,6 +309,12 @@ void cipc__hub_sse_close(hub_sse *s, int end)
     free(s);
 }
 
+static void sse_aborted(cipc_http_req *req, void *ud)
+{
+    (void)req;
+    cipc__hub_sse_close(ud, 1);
+}
+
 static void get_events(cipc_http_req *req, void *ud)
 {
     cipc_hub *h = ud;
@@ -319,6 +352,7 @@ static void get_events(cipc_http_req *req, void *ud)
         cipc__hub_sse_close(s, 0);
         return;
     }
+    cipc_http_on_abort(req, sse_aborted, s); /* the client going away ends the stream */
     if (has)
         cipc__hub_replay_sse(h, c, s, since);
 }
@@ -470,6 +504,13 @@ static void on_popped(cipc_hub *h, redisReply *r, const char *err, void *ud)
     pop_free(h, p);
 }
 
+static void pop_aborted(cipc_http_req *req, void *ud)
+{
+    (void)req;
+    struct pop_op *p = ud;
+    cipc__hub_be_cancel(p->be); /* on_popped answers (to nobody) and frees p */
+}
+
 static void pop_or_reserve(cipc_http_req *req, cipc_hub *h, int reserve)
 {
     if (!guard(h, req))
@@ -522,7 +563,12 @@ static void pop_or_reserve(cipc_http_req *req, cipc_hub *h, int reserve)
     if (rc < 0) {
         pop_free(h, p);
         fail(h, req, 503, "the store is not reachable");
+        return;
     }
+    /* A client that goes away while waiting must not take an item with it: its blocked
+     * command is cancelled (a pop already in flight on the shared connection is not). */
+    if (p->be)
+        cipc_http_on_abort(req, pop_aborted, p);
 }
 
 static void post_pop(cipc_http_req *req, void *ud)

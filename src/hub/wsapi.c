@@ -42,14 +42,19 @@ static hub_conn *conn_new(cipc_hub *h, cipc_ws *ws)
 /* Token bucket: max_rate ops per second, bursts up to max_rate. 0 when over. */
 static int rate_ok(hub_conn *c)
 {
+    if (c->flooded)
+        return 0;
     int64_t now = cipc_now_ms();
     c->tokens += (double)(now - c->refill_ms) * c->h->o.max_rate / 1000.0;
     if (c->tokens > c->h->o.max_rate)
         c->tokens = c->h->o.max_rate;
     c->refill_ms = now;
     if (c->tokens < 1) {
-        c->h->rate_kills++;
-        cipc_ws_close(c->ws, CIPC_WS_CLOSE_POLICY, "rate limit exceeded");
+        if (!c->flooded) { /* frames already received still arrive: count it once */
+            c->flooded = 1;
+            c->h->rate_kills++;
+            cipc_ws_close(c->ws, CIPC_WS_CLOSE_POLICY, "rate limit exceeded");
+        }
         return 0;
     }
     c->tokens -= 1;

@@ -276,7 +276,7 @@ function niceCeil(v) {
 function formatRate(v) {
   if (v >= 10000) return Math.round(v / 1000) + 'k';
   if (v >= 1000) return (v / 1000).toFixed(1) + 'k';
-  return v >= 10 || v === 0 ? String(Math.round(v)) : v.toFixed(1);
+  return v >= 10 || Number.isInteger(v) ? String(Math.round(v)) : v.toFixed(1);
 }
 
 // ---- publish -----------------------------------------------------------------------
@@ -347,7 +347,7 @@ function tailMessage(f) {
   li.dataset.seq = String(f.seq);
   const data = f.data !== undefined ? f.data
     : '(binary ' + base64Length(f.data_base64 || '') + ' bytes)';
-  li.append(el('span', 'seq', '#' + f.seq), el('time', 'muted', clock()),
+  li.append(el('span', 'seq', '#' + f.seq), el('time', 'muted', clock(f.ts_ms)),
     el('span', f.data !== undefined ? 'data' : 'data binary', data));
   addTailRow(li);
 }
@@ -361,8 +361,8 @@ function tailGap(f) {
   addTailRow(el('li', 'gap', text));
 }
 
-function clock() {
-  const d = new Date();
+function clock(ms) {
+  const d = ms ? new Date(ms) : new Date();
   return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
 }
 

@@ -2,38 +2,23 @@
  * WebSocket clients get close 1001, a waiting long-poll gets 503 (or completes), an SSE
  * stream ends, the queues' AOF is written so the items survive a restart with --aof, and
  * the hub exits 0 within a deadline. */
-#include <dirent.h>
-
 #include "hub_helper.h"
 
-/* Sockets the hub process holds open. */
-static int hub_sockets(pid_t pid)
-{
-    char dir[64], path[384], link[128];
-    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(dir);
-    CHECK(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        ssize_t k = readlink(path, link, sizeof link - 1);
-        if (k > 0) {
-            link[k] = '\0';
-            n += !strncmp(link, "socket:", 7);
-        }
-    }
-    closedir(d);
-    return n;
-}
-
-/* Wait until the hub holds more than `before` sockets (a client was accepted). */
-static void wait_sockets_above(pid_t pid, int before)
+/* Wait until the hub reports `n` long-polls waiting (GET /v1/stats). */
+static void wait_long_polls(hub *h, int n)
 {
     int64_t end = peer_now_ms() + 10000;
-    while (hub_sockets(pid) <= before && peer_now_ms() < end)
+    for (;;) {
+        hub_res r;
+        hub_req(h, "GET", "/v1/stats", NULL, &r);
+        HUB_STATUS(&r, 200);
+        json_int_t got = json_integer_value(json_object_get(r.j, "long_polls"));
+        hub_res_free(&r);
+        if (got == n)
+            return;
+        CHECK(peer_now_ms() < end);
         usleep(5000);
-    CHECK(hub_sockets(pid) > before);
+    }
 }
 
 static void test_sigterm(void)
@@ -68,13 +53,11 @@ static void test_sigterm(void)
     HUB_WS_EXPECT(w, "{\"type\":\"message\",\"channel\":\"c\",\"seq\":1,\"data\":\"before\"}");
     CHECK(hub_stream_until(&sse->out, 0, "id: 1\ndata: before\n\n", 5000) != NULL);
 
-    int before = hub_sockets(h.pid);
     snprintf(url, sizeof url, "%s/v1/queues/empty/pop?timeout=60", h.base);
     const char *lp_argv[] = {"/usr/bin/curl", "-sS", "--noproxy", "*", "-X", "POST", "-o", "/dev/null",
                              "-w", "%{http_code}", url, NULL};
     hub_proc *lp = hub_proc_start(lp_argv);
-    wait_sockets_above(h.pid, before);
-    usleep(100000); /* the request line follows the accept at once */
+    wait_long_polls(&h, 1);
 
     int64_t t0 = peer_now_ms();
     pid_t pid = h.pid;

@@ -32,9 +32,10 @@ static size_t resp_clients(cipc_hub *h)
 json_t *cipc__hub_stats_json(cipc_hub *h, json_t *queues)
 {
     json_t *j = json_pack(
-        "{s:I,s:s,s:I,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:o,s:o}", "uptime_s",
+        "{s:I,s:s,s:I,s:I,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},s:o,s:o}", "uptime_s",
         (json_int_t)((cipc_now_ms() - h->start_ms) / 1000), "mode",
         h->redis_url ? "redis" : "local", "http_requests", (json_int_t)h->http_requests,
+        "long_polls", (json_int_t)h->pops.n,
         "connections", "ws", (json_int_t)h->nconns, "sse", (json_int_t)h->nsse, "resp",
         (json_int_t)resp_clients(h), "messages_in", "rest", (json_int_t)h->in[TR_REST], "ws",
         (json_int_t)h->in[TR_WS], "resp", (json_int_t)h->in[TR_RESP], "messages_out", "ws",
@@ -80,6 +81,8 @@ void cipc__hub_metrics(cipc_hub *h, json_t *queues, cipc_buf *b)
     line(b, "cipc_hub_connections{transport=\"ws\"} %zu\n", h->nconns);
     line(b, "cipc_hub_connections{transport=\"sse\"} %zu\n", h->nsse);
     line(b, "cipc_hub_connections{transport=\"resp\"} %zu\n", resp_clients(h));
+    line(b, "# HELP cipc_hub_long_polls Queue pops and reservations waiting for an item.\n"
+            "# TYPE cipc_hub_long_polls gauge\ncipc_hub_long_polls %zu\n", h->pops.n);
     line(b, "# HELP cipc_hub_http_requests_total HTTP requests served.\n"
             "# TYPE cipc_hub_http_requests_total counter\ncipc_hub_http_requests_total %" PRIu64 "\n",
          h->http_requests);

@@ -174,6 +174,10 @@ static void post_message(cipc_http_req *req, void *ud)
     const char *data;
     size_t len;
     char *hold;
+    if (!*name) {
+        fail(h, req, 400, "a channel name cannot be empty");
+        return;
+    }
     if (body_message(h, req, &data, &len, &hold) < 0)
         return;
     struct pub_ctx *p = calloc(1, sizeof *p);
@@ -401,6 +405,10 @@ static void post_item(cipc_http_req *req, void *ud)
     const char *data;
     size_t len;
     char *hold;
+    if (!*q) {
+        fail(h, req, 400, "a queue name cannot be empty");
+        return;
+    }
     if (body_message(h, req, &data, &len, &hold) < 0)
         return;
     struct push_ctx *p = calloc(1, sizeof *p);

@@ -121,6 +121,10 @@ static void send_error(cipc_ws *ws, json_t *id, const char *fmt, ...)
 static void subscribe(hub_conn *c, const char *name, size_t len, json_t *since, json_t *id)
 {
     cipc_hub *h = c->h;
+    if (!len) {
+        send_error(c->ws, id, "a channel name cannot be empty");
+        return;
+    }
     if (!cipc__dict_find(&c->chans, name, len) &&
         c->chans.n + c->pats.n >= h->o.max_subscriptions) {
         send_error(c->ws, id, "too many subscriptions on this connection (the limit is %zu)",
@@ -164,6 +168,10 @@ static void unsubscribe(hub_conn *c, const char *name, size_t len, json_t *id)
 static void psubscribe(hub_conn *c, const char *pat, size_t len, json_t *id)
 {
     cipc_hub *h = c->h;
+    if (!len) {
+        send_error(c->ws, id, "a pattern cannot be empty");
+        return;
+    }
     if (!cipc__dict_find(&c->pats, pat, len) &&
         c->chans.n + c->pats.n >= h->o.max_subscriptions) {
         send_error(c->ws, id, "too many subscriptions on this connection (the limit is %zu)",
@@ -300,8 +308,8 @@ static void on_ws_published_quiet(cipc_hub *h, int receivers, uint64_t seq, cons
 static void op_publish(hub_conn *c, json_t *req, json_t *id)
 {
     json_t *ch = json_object_get(req, "channel"), *d = json_object_get(req, "data");
-    if (!json_is_string(ch) || !d) {
-        send_error(c->ws, id, "publish needs \"channel\" (a string) and \"data\"");
+    if (!json_is_string(ch) || !json_string_length(ch) || !d) {
+        send_error(c->ws, id, "publish needs \"channel\" (a non-empty string) and \"data\"");
         return;
     }
     char *hold = NULL;
@@ -342,21 +350,25 @@ static void op_publish(hub_conn *c, json_t *req, json_t *id)
     free(hold);
 }
 
-/* Send one stats frame to every connection that asked (after the queue listing). */
+/* A stats frame (after the queue listing): to the connection with id *ud when it asked
+ * just now, else (the once-a-second tick) to every connection that asked. */
 static void on_stats_queues(cipc_hub *h, json_t *queues, const char *err, void *ud)
 {
     (void)err;
-    (void)ud;
+    uint64_t *one = ud;
     json_t *j = cipc__hub_stats_json(h, queues ? json_incref(queues) : NULL);
     json_object_set_new(j, "type", json_string("stats"));
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    if (!s)
-        return;
-    for (hub_conn *c = h->conns; c; c = c->next)
-        if (c->stats)
-            cipc_ws_send(c->ws, CIPC_WS_TEXT, s, strlen(s));
+    if (s && one) {
+        cipc_ws_send_to(h->srv, *one, CIPC_WS_TEXT, s, strlen(s)); /* it may have gone */
+    } else if (s) {
+        for (hub_conn *c = h->conns; c; c = c->next)
+            if (c->stats)
+                cipc_ws_send(c->ws, CIPC_WS_TEXT, s, strlen(s));
+    }
     free(s);
+    free(one);
 }
 
 void cipc__hub_ws_stats_tick(cipc_hub *h)
@@ -415,7 +427,11 @@ static void on_json_message(cipc_ws *ws, int type, const void *data, size_t len,
             send_error(ws, id, "punsubscribe takes \"pattern\", \"patterns\" or nothing");
     } else if (!strcmp(op, "stats")) {
         c->stats = 1;
-        cipc__hub_queues(c->h, NULL, on_stats_queues, NULL);
+        uint64_t *one = malloc(sizeof *one);
+        if (one) {
+            *one = cipc_ws_id(ws);
+            cipc__hub_queues(c->h, NULL, on_stats_queues, one);
+        }
     } else if (!strcmp(op, "ping")) {
         json_t *j = json_pack("{s:s}", "type", "pong");
         if (id)

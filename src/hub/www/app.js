@@ -67,7 +67,7 @@ function connect() {
     }
     const wait = backoff;
     backoff = Math.min(backoff * 2, 10000);
-    setStatus('disconnected', 'disconnected, retrying in ' + Math.round(wait / 1000 * 10) / 10 + ' s');
+    setStatus('disconnected', 'disconnected, retrying in ' + (wait / 1000).toFixed(1) + ' s');
     setTimeout(connect, wait);
   };
 }
@@ -93,7 +93,8 @@ function handle(f) {
   case 'gap': tailGap(f); break;
   case 'subscribed':
     if (f.channel === tail.channel) {
-      $('tail-state').textContent = 'Following “' + f.channel + '” (seq ' + f.seq + ').';
+      $('tail-state').textContent = 'Following “' + f.channel + '”: messages after seq ' +
+        f.seq + '.';
       if (!tail.lastSeq) tail.lastSeq = f.seq;
     }
     break;
@@ -249,7 +250,9 @@ function drawChart() {
 function renderLegend(keys) {
   const legend = $('legend');
   if (legend.dataset.keys === keys.join(',')) {
-    keys.forEach((k, i) => { legend.children[i].lastChild.textContent = ' ' + formatRate(last(k)) + '/s'; });
+    keys.forEach((k, i) => {
+      legend.children[i].lastChild.textContent = ' ' + formatRate(last(k)) + '/s';
+    });
     return;
   }
   legend.dataset.keys = keys.join(',');
@@ -289,8 +292,9 @@ function showPublish(text, isError) {
 
 function publishResult(f) {
   if (!pending.delete(f.id)) return;
-  showPublish('published on “' + f.channel + '”' + (f.seq != null ? ': seq ' + f.seq : '') + ', ' + f.receivers +
-    (f.receivers === 1 ? ' receiver' : ' receivers'), false);
+  const seq = f.seq != null ? ': seq ' + f.seq : '';
+  const receivers = f.receivers + (f.receivers === 1 ? ' receiver' : ' receivers');
+  showPublish('published on “' + f.channel + '”' + seq + ', ' + receivers, false);
 }
 
 $('publish-form').addEventListener('submit', (ev) => {
@@ -319,7 +323,9 @@ function follow(channel) {
   tail.channel = channel;
   tail.lastSeq = 0;
   $('tail').replaceChildren();
-  for (const tr of $('channels').children) tr.classList.toggle('current', tr.dataset.channel === channel);
+  for (const tr of $('channels').children) {
+    tr.classList.toggle('current', tr.dataset.channel === channel);
+  }
   if (!channel) {
     $('tail-state').textContent = 'Not following a channel.';
     return;
@@ -341,13 +347,15 @@ function addTailRow(li) {
 
 function tailMessage(f) {
   if (f.channel !== tail.channel || f.pattern) return;
-  if (f.seq <= tail.lastSeq) return;
-  tail.lastSeq = f.seq;
+  if (f.seq != null) {
+    if (f.seq <= tail.lastSeq) return;   // already shown (a resume overlapping)
+    tail.lastSeq = f.seq;
+  }
   const li = el('li', 'msg');
-  li.dataset.seq = String(f.seq);
   const data = f.data !== undefined ? f.data
     : '(binary ' + base64Length(f.data_base64 || '') + ' bytes)';
-  li.append(el('span', 'seq', '#' + f.seq), el('time', 'muted', clock(f.ts_ms)),
+  li.append(el('span', 'seq', f.seq != null ? '#' + f.seq : ''),
+    el('time', 'muted', clock(f.ts_ms)),
     el('span', f.data !== undefined ? 'data' : 'data binary', data));
   addTailRow(li);
 }
@@ -363,7 +371,8 @@ function tailGap(f) {
 
 function clock(ms) {
   const d = ms ? new Date(ms) : new Date();
-  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+  const two = (n) => String(n).padStart(2, '0');
+  return two(d.getHours()) + ':' + two(d.getMinutes()) + ':' + two(d.getSeconds());
 }
 
 function base64Length(b64) {

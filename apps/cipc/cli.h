@@ -27,4 +27,8 @@ int cipc_cli_ws(int argc, char **argv);
  * without "scheme://" gets "<scheme>://". Writes into buf (truncating); returns buf. */
 const char *cipc_cli_url_shorthand(const char *arg, const char *scheme, char *buf, size_t size);
 
+/* An option "--name=value" or "--name" / "-x": the name into buf (truncated to size),
+ * and the value after '=' (a view into arg), or NULL when there is none (http.c). */
+const char *cipc_cli_split_opt(const char *arg, char *buf, size_t size);
+
 #endif

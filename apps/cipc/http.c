@@ -101,6 +101,18 @@ static void http_usage(FILE *f)
 
 /* httpie's URL shorthand: ":PORT/path" and ":/path" mean localhost, and an argument
  * without "scheme://" gets `scheme`://. Writes the URL into buf; returns buf. */
+const char *cipc_cli_split_opt(const char *arg, char *buf, size_t size)
+{
+    const char *eq = strchr(arg, '=');
+    if (!strncmp(arg, "--", 2) && eq && (size_t)(eq - arg) < size) {
+        memcpy(buf, arg, (size_t)(eq - arg));
+        buf[eq - arg] = '\0';
+        return eq + 1;
+    }
+    snprintf(buf, size, "%s", arg);
+    return NULL;
+}
+
 const char *cipc_cli_url_shorthand(const char *arg, const char *scheme, char *buf, size_t size)
 {
     size_t i = 0;
@@ -444,14 +456,7 @@ static int parse_args(http_cmd *h, int argc, char **argv)
             }
             /* --name=value or --name value */
             char name[64];
-            const char *v = NULL, *eq = strchr(a, '=');
-            if (!strncmp(a, "--", 2) && eq && (size_t)(eq - a) < sizeof name) {
-                memcpy(name, a, (size_t)(eq - a));
-                name[eq - a] = '\0';
-                v = eq + 1;
-            } else {
-                snprintf(name, sizeof name, "%s", a);
-            }
+            const char *v = cipc_cli_split_opt(a, name, sizeof name);
             int takes = !strcmp(name, "-H") || !strcmp(name, "--header") ||
                         !strcmp(name, "--timeout") || !strcmp(name, "--retries") ||
                         !strcmp(name, "--max-redirects") || !strcmp(name, "--pretty") ||

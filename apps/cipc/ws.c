@@ -430,7 +430,7 @@ int cipc_cli_ws(int argc, char **argv)
         const char *a = argv[i];
         if (!no_more_opts && a[0] == '-' && a[1] != '\0') {
             char name[64];
-            const char *v = NULL, *eq = strchr(a, '=');
+            const char *v;
             if (!strcmp(a, "--")) {
                 no_more_opts = 1;
                 continue;
@@ -439,13 +439,7 @@ int cipc_cli_ws(int argc, char **argv)
                 ws_usage(stdout);
                 return 0;
             }
-            if (!strncmp(a, "--", 2) && eq && (size_t)(eq - a) < sizeof name) {
-                memcpy(name, a, (size_t)(eq - a));
-                name[eq - a] = '\0';
-                v = eq + 1;
-            } else {
-                snprintf(name, sizeof name, "%s", a);
-            }
+            v = cipc_cli_split_opt(a, name, sizeof name);
             int takes = !strcmp(name, "-H") || !strcmp(name, "--header") ||
                         !strcmp(name, "--timeout") || !strcmp(name, "--count") ||
                         !strcmp(name, "--wait") || !strcmp(name, "--cacert");

@@ -338,6 +338,27 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap
     snprintf(out, cap, "%s:%d", ip, port);
 }
 
+/* What every client starts with: an id, the parser with the broker's limits, empty
+ * subscriptions and buffers, linked at the head of `*list`. */
+static void client_init(cipc_broker *b, bclient *c, bclient **list)
+{
+    c->b = b;
+    c->id = ++b->next_id;
+    c->created_ms = c->last_ms = cipc_now_ms();
+    cipc__resp_parser_init(&c->parser, &(cipc__resp_limits){.max_bulk = b->o.max_bulk,
+                                                            .max_multibulk = b->o.max_multibulk,
+                                                            .max_inline = b->o.max_inline});
+    cipc__dict_init(&c->channels);
+    cipc__dict_init(&c->patterns);
+    c->out = (cipc_buf)CIPC_BUF_INIT;
+    c->wbuf = (cipc_buf)CIPC_BUF_INIT;
+    c->inq = (cipc_buf)CIPC_BUF_INIT;
+    c->next = *list;
+    if (*list)
+        (*list)->prev = c;
+    *list = c;
+}
+
 static void accept_client(cipc_broker *b, uv_stream_t *server, int unix_sock)
 {
     bclient *c = calloc(1, sizeof *c);
@@ -351,21 +372,8 @@ static void accept_client(cipc_broker *b, uv_stream_t *server, int unix_sock)
         return;
     }
     c->h.handle.data = c;
-    c->id = ++b->next_id;
-    c->created_ms = c->last_ms = cipc_now_ms();
-    cipc__resp_parser_init(&c->parser, &(cipc__resp_limits){.max_bulk = b->o.max_bulk,
-                                                            .max_multibulk = b->o.max_multibulk,
-                                                            .max_inline = b->o.max_inline});
-    cipc__dict_init(&c->channels);
-    cipc__dict_init(&c->patterns);
-    c->out = (cipc_buf)CIPC_BUF_INIT;
-    c->wbuf = (cipc_buf)CIPC_BUF_INIT;
-    c->inq = (cipc_buf)CIPC_BUF_INIT;
+    client_init(b, c, &b->clients);
     c->authed = b->requirepass == NULL;
-    c->next = b->clients;
-    if (b->clients)
-        b->clients->prev = c;
-    b->clients = c;
     b->nclients++;
     if (uv_accept(server, &c->h.stream) < 0) {
         client_close_now(c);
@@ -596,31 +604,17 @@ int cipc_broker_client_new(cipc_broker *b, const char *name, cipc_broker_reply_c
     if (!vc)
         return -ENOMEM;
     bclient *c = &vc->c;
-    c->b = b;
-    c->virt = 1;
-    c->vcb = cb;
-    c->vud = ud;
-    c->id = ++b->next_id;
-    c->created_ms = c->last_ms = cipc_now_ms();
-    c->authed = 1;
     if (name && !(c->name = strdup(name))) {
         free(vc);
         return -ENOMEM;
     }
+    c->virt = 1;
+    c->vcb = cb;
+    c->vud = ud;
+    c->authed = 1;
     snprintf(c->addr, sizeof c->addr, "in-process");
     snprintf(c->laddr, sizeof c->laddr, "in-process");
-    cipc__resp_parser_init(&c->parser, &(cipc__resp_limits){.max_bulk = b->o.max_bulk,
-                                                            .max_multibulk = b->o.max_multibulk,
-                                                            .max_inline = b->o.max_inline});
-    cipc__dict_init(&c->channels);
-    cipc__dict_init(&c->patterns);
-    c->out = (cipc_buf)CIPC_BUF_INIT;
-    c->wbuf = (cipc_buf)CIPC_BUF_INIT;
-    c->inq = (cipc_buf)CIPC_BUF_INIT;
-    c->next = b->vclients;
-    if (b->vclients)
-        b->vclients->prev = c;
-    b->vclients = c;
+    client_init(b, c, &b->vclients);
     *out = vc;
     return 0;
 }

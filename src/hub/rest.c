@@ -142,55 +142,71 @@ static int query_seconds(cipc_hub *h, cipc_http_req *req, const char *name, doub
 
 /* --- channels ----------------------------------------------------------------------- */
 
-struct pub_ctx {
+/* A POST that carries a message for a named channel or queue (.../messages, .../items),
+ * from the guard to the answer. */
+struct msg_ctx {
     cipc_http_req *req;
+    char *name;       /* the {name} parameter (a copy) */
+    const char *data; /* the message (into the body, or into hold) */
+    size_t len;
     char *hold;
-    char *channel;
     int64_t t0;
 };
 
+/* Check the token, a non-empty {name} and the body. Returns the context, or NULL after
+ * answering. `what` names the thing for the error ("channel", "queue"). */
+static struct msg_ctx *msg_begin(cipc_hub *h, cipc_http_req *req, const char *what)
+{
+    int64_t t0 = cipc_now_ns();
+    if (!guard(h, req))
+        return NULL;
+    const char *name = cipc_http_param(req, "name");
+    if (!*name) {
+        fail(h, req, 400, "a %s name cannot be empty", what);
+        return NULL;
+    }
+    struct msg_ctx *m = calloc(1, sizeof *m);
+    if (!m || !(m->name = strdup(name))) {
+        free(m);
+        fail(h, req, 500, "out of memory");
+        return NULL;
+    }
+    m->req = req;
+    m->t0 = t0;
+    if (body_message(h, req, &m->data, &m->len, &m->hold) < 0) {
+        free(m->name);
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void msg_end(struct msg_ctx *m)
+{
+    free(m->hold);
+    free(m->name);
+    free(m);
+}
+
 static void on_published(cipc_hub *h, int receivers, uint64_t seq, const char *err, void *ud)
 {
-    struct pub_ctx *p = ud;
+    struct msg_ctx *m = ud;
     if (receivers < 0) {
-        fail(h, p->req, 503, "publish failed: %s", err ? err : cipc_strerror(receivers));
+        fail(h, m->req, 503, "publish failed: %s", err ? err : cipc_strerror(receivers));
     } else {
-        json_t *j = json_pack("{s:s,s:i}", "channel", p->channel, "receivers", receivers);
+        json_t *j = json_pack("{s:s,s:i}", "channel", m->name, "receivers", receivers);
         json_object_set_new(j, "seq", seq ? json_integer((json_int_t)seq) : json_null());
-        answer(h, p->req, 200, j, p->t0);
+        answer(h, m->req, 200, j, m->t0);
     }
-    free(p->hold);
-    free(p->channel);
-    free(p);
+    msg_end(m);
 }
 
 static void post_message(cipc_http_req *req, void *ud)
 {
     cipc_hub *h = ud;
-    int64_t t0 = cipc_now_ns();
-    if (!guard(h, req))
-        return;
-    const char *name = cipc_http_param(req, "name");
-    const char *data;
-    size_t len;
-    char *hold;
-    if (!*name) {
-        fail(h, req, 400, "a channel name cannot be empty");
-        return;
-    }
-    if (body_message(h, req, &data, &len, &hold) < 0)
-        return;
-    struct pub_ctx *p = calloc(1, sizeof *p);
-    if (!p || !(p->channel = strdup(name))) {
-        free(p);
-        free(hold);
-        fail(h, req, 500, "out of memory");
-        return;
-    }
-    p->req = req;
-    p->hold = hold;
-    p->t0 = t0;
-    cipc__hub_publish(h, TR_REST, name, strlen(name), data, len, on_published, p);
+    struct msg_ctx *m = msg_begin(h, req, "channel");
+    if (m)
+        cipc__hub_publish(h, TR_REST, m->name, strlen(m->name), m->data, m->len, on_published, m);
 }
 
 static json_t *chan_json(cipc_hub *h, hub_chan *c)
@@ -375,60 +391,32 @@ void cipc__hub_sse_tick(cipc_hub *h)
 
 /* --- queues --------------------------------------------------------------------------- */
 
-struct push_ctx {
-    cipc_http_req *req;
-    char *queue;
-    int64_t t0;
-};
-
 static void on_pushed(cipc_hub *h, redisReply *r, const char *err, void *ud)
 {
-    struct push_ctx *p = ud;
+    struct msg_ctx *m = ud;
     if (!r)
-        fail(h, p->req, 503, "push failed: %s", err);
+        fail(h, m->req, 503, "push failed: %s", err);
     else if (r->type != REDIS_REPLY_INTEGER)
-        fail(h, p->req, 409, "push failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        fail(h, m->req, 409, "push failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     else
-        answer(h, p->req, 200, json_pack("{s:s,s:I}", "queue", p->queue, "length", (json_int_t)r->integer),
-               p->t0);
-    free(p->queue);
-    free(p);
+        answer(h, m->req, 200, json_pack("{s:s,s:I}", "queue", m->name, "length", (json_int_t)r->integer),
+               m->t0);
+    msg_end(m);
 }
 
 static void post_item(cipc_http_req *req, void *ud)
 {
     cipc_hub *h = ud;
-    int64_t t0 = cipc_now_ns();
-    if (!guard(h, req))
+    struct msg_ctx *m = msg_begin(h, req, "queue");
+    if (!m)
         return;
-    const char *q = cipc_http_param(req, "name");
-    const char *data;
-    size_t len;
-    char *hold;
-    if (!*q) {
-        fail(h, req, 400, "a queue name cannot be empty");
-        return;
-    }
-    if (body_message(h, req, &data, &len, &hold) < 0)
-        return;
-    struct push_ctx *p = calloc(1, sizeof *p);
-    if (!p || !(p->queue = strdup(q))) {
-        free(p);
-        free(hold);
-        fail(h, req, 500, "out of memory");
-        return;
-    }
-    p->req = req;
-    p->t0 = t0;
-    const char *argv[3] = {"LPUSH", q, data};
-    size_t argl[3] = {5, strlen(q), len};
-    cipc__hub_queue_seen(h, q);
-    if (cipc__hub_cmd(h, on_pushed, p, 3, argv, argl) < 0) {
+    const char *argv[3] = {"LPUSH", m->name, m->data};
+    size_t argl[3] = {5, strlen(m->name), m->len};
+    cipc__hub_queue_seen(h, m->name);
+    if (cipc__hub_cmd(h, on_pushed, m, 3, argv, argl) < 0) {
         fail(h, req, 503, "the store is not reachable");
-        free(p->queue);
-        free(p);
+        msg_end(m);
     }
-    free(hold);
 }
 
 /* A pop or reserve waiting for its reply. */

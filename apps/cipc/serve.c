@@ -7,6 +7,7 @@
  * (the reason on stderr), 2 for bad usage. */
 #include <cipc.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,6 +272,10 @@ int cipc_cli_serve(int argc, char **argv)
         goto out;
     }
     err = cipc_hub_run(h);
+    /* The hub has shut down: another SIGINT/SIGTERM (an impatient second Ctrl-C) must not
+     * turn the clean exit into a kill while the process winds down. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
     if (err < 0)
         fprintf(stderr, "cipc serve: %s\n", cipc_hub_errmsg(h));
     cipc_hub_free(h);

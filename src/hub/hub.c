@@ -322,15 +322,15 @@ int cipc_hub_run(cipc_hub *h)
         h->redis_sub = NULL;
     }
     cipc_loop_run(h->loop, CIPC_RUN_DEFAULT);
-    if (h->started) {
-        uv_close((uv_handle_t *)&h->sigint, on_closed);
-        uv_close((uv_handle_t *)&h->sigterm, on_closed);
-        uv_close((uv_handle_t *)&h->kick, on_closed);
-    }
     cipc_server_free(h->srv);
     h->srv = NULL;
     cipc_broker_free(h->broker);
     h->broker = NULL;
+    if (h->started) { /* last: from here a SIGTERM has its default effect again */
+        uv_close((uv_handle_t *)&h->sigint, on_closed);
+        uv_close((uv_handle_t *)&h->sigterm, on_closed);
+        uv_close((uv_handle_t *)&h->kick, on_closed);
+    }
     cipc_loop_run(h->loop, CIPC_RUN_DEFAULT);
     if (cipc_loop_free(h->loop) == 0)
         h->loop = NULL;

@@ -118,8 +118,9 @@ size_t cipc_ws_buffered(const cipc_ws *ws)
     return ws->qbytes + ws->cork.len + (ws->gone ? 0 : ws->tops->queued(ws->t));
 }
 
-/* Send the cork's frames in one piece. */
-static void cork_flush(cipc_ws *ws)
+/* Send the cork's frames in one piece. `keep`: more frames follow in this turn of the
+ * loop, so the buffer is kept for them rather than freed and grown again. */
+static void cork_send(cipc_ws *ws, int keep)
 {
     if (ws->cork.len == 0)
         return;
@@ -127,10 +128,15 @@ static void cork_flush(cipc_ws *ws)
         struct cipc__ws_iov iov = {ws->cork.data, ws->cork.len};
         ws->tops->send(ws->t, &iov, 1);
     }
-    if (ws->cork.cap > 4 * CIPC__WS_CORK_MAX)
+    if (!keep && ws->cork.cap > 4 * CIPC__WS_CORK_MAX)
         cipc_buf_free(&ws->cork); /* a burst is over: do not keep its memory */
     else
         cipc_buf_reset(&ws->cork);
+}
+
+static void cork_flush(cipc_ws *ws)
+{
+    cork_send(ws, 0);
 }
 
 static void flush_queue(cipc_ws *ws);
@@ -268,8 +274,10 @@ static int out_frame(cipc_ws *ws, const uint8_t *hdr, size_t hlen, const void *p
                      struct cipc__ws_block *blk, bool control)
 {
     size_t bytes = blk ? blk->len : hlen + n;
-    if (!ws->qhead && ws->cork.len && tqueued(ws) + ws->cork.len + bytes >= CIPC__WS_LOW_WATER)
-        cork_flush(ws); /* a full cork goes now, so nothing queues behind an idle socket */
+    if (!ws->qhead && ws->cork.len &&
+        (tqueued(ws) + ws->cork.len + bytes >= CIPC__WS_LOW_WATER ||
+         ws->cork.len + bytes > CIPC__WS_CORK_FLUSH))
+        cork_send(ws, 1); /* a full cork goes now, so nothing queues behind an idle socket */
     if (!ws->qhead && tqueued(ws) + ws->cork.len < CIPC__WS_LOW_WATER) {
         if (bytes <= CIPC__WS_CORK_MAX && (ws->tops->defer || ws->in_input)) {
             /* Gathered with the others sent in this turn of the loop. */

@@ -36,6 +36,11 @@ struct cipc__ws_pmd_params; /* ws/handshake.h */
 /* Frames larger than this bypass the cork (they are worth a system call of their own). */
 #define CIPC__WS_CORK_MAX (8u * 1024)
 
+/* A cork that would grow past this is sent at once and its buffer reused for the rest of
+ * the turn: a burst (a broadcast to a busy subscriber) then costs one write per 64 KiB and
+ * no regrowing of a large buffer per connection per turn. */
+#define CIPC__WS_CORK_FLUSH (64u * 1024)
+
 struct cipc__ws_iov {
     const void *p;
     size_t n;

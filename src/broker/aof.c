@@ -184,33 +184,76 @@ int cipc__aof_flush(cipc_broker *b)
 
 /* --- rewrite ------------------------------------------------------------------------------ */
 
-/* In the child: the dataset as RPUSH commands, 64 items each. */
-static int rewrite_dump(cipc_broker *b, int fd)
+/* The child's output: a buffer allocated by the parent before fork(). The child of a
+ * threaded process must not call malloc (another thread may have held an allocator lock
+ * at the fork, and the child would wait for it forever: seen under ASan), so the child
+ * only copies into this buffer, writes it out when full, and writes pieces larger than
+ * the buffer straight to the file. */
+#define REWRITE_BUF (1u << 20)
+
+struct wout {
+    int fd;
+    char *buf;
+    size_t len;
+    int err;
+};
+
+static void w_flush(struct wout *w)
 {
-    cipc_buf o = CIPC_BUF_INIT;
+    if (!w->err && w->len && write_all(w->fd, w->buf, w->len) < 0)
+        w->err = 1;
+    w->len = 0;
+}
+
+static void w_put(struct wout *w, const void *p, size_t n)
+{
+    if (w->len + n > REWRITE_BUF)
+        w_flush(w);
+    if (n > REWRITE_BUF) {
+        if (!w->err && write_all(w->fd, p, n) < 0)
+            w->err = 1;
+        return;
+    }
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+}
+
+/* "<c><n>\r\n": an array or bulk header. */
+static void w_head(struct wout *w, char c, size_t n)
+{
+    char h[32];
+    int k = snprintf(h, sizeof h, "%c%zu\r\n", c, n);
+    w_put(w, h, (size_t)k);
+}
+
+static void w_bulk(struct wout *w, const void *p, size_t n)
+{
+    w_head(w, '$', n);
+    w_put(w, p, n);
+    w_put(w, "\r\n", 2);
+}
+
+/* In the child: the dataset as RPUSH commands, 64 items each. */
+static int rewrite_dump(cipc_broker *b, int fd, char *buf)
+{
+    struct wout w = {fd, buf, 0, 0};
     size_t bk = 0;
     dict_entry *e = NULL;
     while (cipc__dict_next(&b->db, &bk, &e)) {
         blist *l = e->val;
         for (size_t i = 0; i < l->n; i += 64) {
             size_t n = l->n - i < 64 ? l->n - i : 64;
-            cipc__resp_array(&o, n + 2);
-            cipc__resp_bulk(&o, "RPUSH", 5);
-            cipc__resp_bulk(&o, e->key, e->klen);
+            w_head(&w, '*', n + 2);
+            w_bulk(&w, "RPUSH", 5);
+            w_bulk(&w, e->key, e->klen);
             for (size_t k = 0; k < n; k++) {
                 litem *it = cipc__list_at(l, i + k);
-                cipc__resp_bulk(&o, it->data, it->len);
-            }
-            if (o.len > 1u << 20) {
-                if (write_all(fd, o.data, o.len) < 0)
-                    return -1;
-                o.len = 0;
+                w_bulk(&w, it->data, it->len);
             }
         }
     }
-    if (o.len && write_all(fd, o.data, o.len) < 0)
-        return -1;
-    return fsync(fd);
+    w_flush(&w);
+    return w.err ? -1 : fsync(fd);
 }
 
 int cipc__aof_rewrite_start(cipc_broker *b)
@@ -224,13 +267,20 @@ int cipc__aof_rewrite_start(cipc_broker *b)
     if (cipc_buf_printf(&name, "%s.rewrite.%d", b->aof_path, (int)getpid()) < 0)
         return -ENOMEM;
     b->aof_tmp = cipc_buf_steal(&name, NULL);
+    char *buf = malloc(REWRITE_BUF); /* the child's only memory (see struct wout) */
+    if (!buf)
+        return -ENOMEM;
     pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
+    if (pid < 0) {
+        int err = errno;
+        free(buf);
+        return -err;
+    }
     if (pid == 0) {
         int fd = open(b->aof_tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        _exit(fd < 0 || rewrite_dump(b, fd) < 0 ? 1 : 0);
+        _exit(fd < 0 || rewrite_dump(b, fd, buf) < 0 ? 1 : 0);
     }
+    free(buf);
     b->aof_child = pid;
     b->aof_rewrite_buf.len = 0;
     return 0;

@@ -409,9 +409,11 @@ void cipc__hub_queues(cipc_hub *h, const char *only, hub_queues_cb cb, void *ud)
 
 /* --- leases ------------------------------------------------------------------------------ */
 
-static void lease_free(void *v)
+void cipc__hub_lease_free(void *v)
 {
     hub_lease *l = v;
+    if (!l)
+        return;
     free(l->queue);
     free(l->proc);
     free(l->data);
@@ -420,7 +422,7 @@ static void lease_free(void *v)
 
 void cipc__hub_leases_free(cipc_hub *h)
 {
-    cipc__dict_free(&h->leases, lease_free);
+    cipc__dict_free(&h->leases, cipc__hub_lease_free);
 }
 
 static void on_requeued(cipc_hub *h, redisReply *r, const char *err, void *ud)
@@ -443,7 +445,7 @@ static void on_lease_lrem(cipc_hub *h, redisReply *r, const char *err, void *ud)
     } else if (!r) {
         cipc_log(CIPC_LOG_WARN, "hub", "expiring a reservation failed: %s", err);
     }
-    lease_free(l);
+    cipc__hub_lease_free(l);
 }
 
 /* Take the lease out of the table and give its item back to the queue. */
@@ -453,7 +455,7 @@ void cipc__hub_lease_requeue(cipc_hub *h, hub_lease *l)
     const char *argv[4] = {"LREM", l->proc, "1", l->data};
     size_t argl[4] = {4, strlen(l->proc), 1, l->len};
     if (cipc__hub_cmd(h, on_lease_lrem, l, 4, argv, argl) < 0)
-        lease_free(l);
+        cipc__hub_lease_free(l);
 }
 
 void cipc__hub_leases_tick(cipc_hub *h)

@@ -211,6 +211,7 @@ void cipc__hub_be_cancel(hub_be *be);
 void cipc__hub_leases_tick(cipc_hub *h);
 /* Take a lease out of the table and put its item back at the head of its queue. */
 void cipc__hub_lease_requeue(cipc_hub *h, hub_lease *l);
+void cipc__hub_lease_free(void *lease); /* a hub_lease and what it owns; NULL is fine */
 void cipc__hub_leases_free(cipc_hub *h);
 void cipc__hub_leases_release(cipc_hub *h); /* shutdown: every item back in its queue */
 size_t cipc__hub_be_pending(cipc_hub *h);

@@ -479,12 +479,7 @@ static void on_popped(cipc_hub *h, redisReply *r, const char *err, void *ud)
         int added = 0;
         if (!l || !l->queue || !l->proc || !l->data ||
             !(e = cipc__dict_upsert(&h->leases, l->id, strlen(l->id), &added))) {
-            if (l) {
-                free(l->queue);
-                free(l->proc);
-                free(l->data);
-                free(l);
-            }
+            cipc__hub_lease_free(l);
             fail(h, p->req, 500, "out of memory (the item stays reserved until the hub restarts)");
         } else {
             memcpy(l->data, item->str, item->len);
@@ -618,10 +613,7 @@ static void on_acked(cipc_hub *h, redisReply *r, const char *err, void *ud)
         answer(h, a->req, 200, json_pack("{s:b}", "acked", 1), a->t0);
     else
         fail(h, a->req, 404, "the item was no longer reserved");
-    free(a->l->queue);
-    free(a->l->proc);
-    free(a->l->data);
-    free(a->l);
+    cipc__hub_lease_free(a->l);
     free(a);
 }
 
